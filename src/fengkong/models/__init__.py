@@ -1,0 +1,1 @@
+"""Scoring models: scorecards (and, later, GBDTs) stored in inspectable formats, never pickle."""

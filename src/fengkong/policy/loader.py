@@ -1,0 +1,143 @@
+"""Load a policy file: parse YAML, check its structure and meaning, compile it. Every problem is reported
+with the file, line and column, the rule id and what to change; a policy with any problem is not loaded."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from fengkong.features.registry import FEATURES, FeatureRegistry, FeatureType
+from fengkong.models.scorecard import ScorecardError, resolve_scorecard
+from fengkong.policy import expressions as ex
+from fengkong.policy.compiler import CompiledPolicy
+from fengkong.policy.errors import ExpressionError, PolicyError, PolicyProblem
+from fengkong.policy.schema import PolicySpec
+from fengkong.reasons import is_known
+
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "policies"
+DEFAULT_POLICY_PATH = BUNDLED_DIR / "default.yaml"
+
+Path_ = tuple[str | int, ...]
+
+
+def load_policy_file(path: str | Path, features: FeatureRegistry = FEATURES) -> CompiledPolicy:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(str(path), [PolicyProblem("file", f"cannot read: {exc.strerror or exc}")]) from None
+    except UnicodeDecodeError:
+        raise PolicyError(str(path), [PolicyProblem("file", "is not UTF-8 text")]) from None
+    return load_policy_text(text, source=str(path), features=features, model_dirs=(path.parent,))
+
+
+def load_policy_text(
+    text: str,
+    source: str = "<policy>",
+    features: FeatureRegistry = FEATURES,
+    model_dirs: Sequence[Path] = (),
+) -> CompiledPolicy:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        col = mark.column + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PolicyError(source, [PolicyProblem("yaml", f"bad YAML: {problem}", line=line, column=col)]) from None
+    if not isinstance(data, dict):
+        raise PolicyError(source, [PolicyProblem("document", "a policy is a YAML mapping (key: value) at top level")])
+    positions = _positions(root)
+
+    def problem(where: Path_, message: str, rule_id: str | None = None, offset: int | None = None) -> PolicyProblem:
+        line, col, plain = positions.get(where, (None, None, False))
+        if offset is not None:
+            if line is not None and col is not None and plain:
+                col += offset
+            elif line is None:
+                col = offset + 1
+        return PolicyProblem(_render(where), message, rule_id, line, col)
+
+    rules = data.get("rules") if isinstance(data.get("rules"), list) else []
+
+    def rule_id_at(where: Path_) -> str | None:
+        if len(where) >= 2 and where[0] == "rules" and isinstance(where[1], int) and where[1] < len(rules):
+            item = rules[where[1]]
+            if isinstance(item, dict) and isinstance(item.get("id"), str):
+                return item["id"]
+        return None
+
+    try:
+        spec = PolicySpec.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (check its spelling)"
+            problems.append(problem(loc, msg, rule_id_at(loc)))
+        raise PolicyError(source, problems) from None
+
+    problems: list[PolicyProblem] = []
+    trees: list[ex.Node] = []
+    for i, rule in enumerate(spec.rules):
+        where: Path_ = ("rules", i, "when")
+        try:
+            tree = ex.parse(rule.when)
+            kind = ex.check(tree, features)
+            if kind is not FeatureType.BOOL:
+                raise ExpressionError(f"a rule condition must be true or false, this one is a {kind}", 0)
+            trees.append(tree)
+        except ExpressionError as exc:
+            problems.append(problem(where, exc.message + f" — in: {rule.when}", rule.id, exc.position))
+        if not is_known(rule.reason):
+            problems.append(problem(("rules", i, "reason"), f"unknown reason code {rule.reason!r}", rule.id))
+
+    try:
+        scorecard = resolve_scorecard(spec.score.scorecard, model_dirs, spec.score.sha256)
+        problems.extend(problem(("score", "scorecard"), msg) for msg in scorecard.check_against(features))
+    except ScorecardError as exc:
+        problems.append(problem(("score", "scorecard"), str(exc)))
+    if problems:
+        raise PolicyError(source, problems)
+    content_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return CompiledPolicy(spec, trees, scorecard, features, text, content_hash)
+
+
+def load_default_policy() -> CompiledPolicy:
+    return load_policy_file(DEFAULT_POLICY_PATH)
+
+
+def _render(where: Path_) -> str:
+    out = ""
+    for part in where:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "document"
+
+
+def _positions(root: Any) -> dict[Path_, tuple[int, int, bool]]:
+    """Map each path in the YAML document to (line, column, value is a plain one-line scalar)."""
+    out: dict[Path_, tuple[int, int, bool]] = {}
+
+    def walk(node: Any, path: Path_) -> None:
+        plain = isinstance(node, yaml.ScalarNode) and node.style is None and node.start_mark.line == node.end_mark.line
+        quoted = isinstance(node, yaml.ScalarNode) and node.style in ("'", '"')
+        col = node.start_mark.column + 1 + (1 if quoted else 0)
+        out[path] = (node.start_mark.line + 1, col, plain or quoted)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                walk(value, (*path, key.value))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, i))
+
+    if root is not None:
+        walk(root, ())
+    return out

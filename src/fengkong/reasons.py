@@ -1,0 +1,243 @@
+"""The reason-code catalogue: the one place where every decline, review and line action gets its words.
+
+Each code carries an analyst text (precise, may name the signal) and a customer text in Chinese and English
+that states the principal reason without revealing a fraud rule or anyone else's data, plus advice on what the
+customer can do. Decisions list codes; texts are looked up here at display time, so wording can be improved
+without touching stored decisions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from fengkong.domain import Language
+
+
+class Category(StrEnum):
+    ELIGIBILITY = "eligibility"
+    IDENTITY = "identity"
+    FRAUD = "fraud"
+    CAPACITY = "capacity"
+    CREDIT_HISTORY = "credit_history"
+    MULTI_HEAD = "multi_head"
+    SCORE = "score"
+    VERIFICATION = "verification"
+
+
+@dataclass(frozen=True, slots=True)
+class ReasonCode:
+    code: str
+    category: Category
+    analyst: str
+    customer_zh: str
+    customer_en: str
+    advice_zh: str = ""
+    advice_en: str = ""
+
+    def customer_text(self, language: Language) -> str:
+        return self.customer_zh if language is Language.ZH else self.customer_en
+
+    def advice(self, language: Language) -> str:
+        return self.advice_zh if language is Language.ZH else self.advice_en
+
+
+_VERIFY_ZH = "我们暂时无法核实您提交的身份信息。"
+_VERIFY_EN = "We could not verify the identity details you gave us."
+_VERIFY_ADVICE_ZH = "请确认信息填写无误，或通过人工复核渠道提交身份证明材料。"
+_VERIFY_ADVICE_EN = "Please check the details you entered, or ask for a human review and provide proof of identity."
+
+_CATALOGUE: tuple[ReasonCode, ...] = (
+    # eligibility
+    ReasonCode(
+        "AGE_OUT_OF_RANGE", Category.ELIGIBILITY,
+        "Declared age is outside the product's eligible age range.",
+        "您的年龄不在本产品的申请范围内。",
+        "Your age is outside the range for which this product is available.",
+        "您可以了解我们其他适合您的产品。",
+        "You may look at our other products that may suit you.",
+    ),
+    ReasonCode(
+        "EMPLOYMENT_NOT_ELIGIBLE", Category.ELIGIBILITY,
+        "Employment status is not eligible for this product (e.g. student or unemployed).",
+        "您目前的就业状况不符合本产品的申请条件。",
+        "Your current employment status does not meet this product's requirements.",
+        "就业状况变化后，您可以更新信息并重新申请。",
+        "When your employment changes you can update your details and apply again.",
+    ),
+    # identity and fraud: customer texts stay generic on purpose
+    ReasonCode(
+        "ID_NUMBER_INVALID", Category.IDENTITY,
+        "ID number fails the GB 11643 check digit or encodes an impossible birth date.",
+        _VERIFY_ZH, _VERIFY_EN, _VERIFY_ADVICE_ZH, _VERIFY_ADVICE_EN,
+    ),
+    ReasonCode(
+        "ID_AGE_MISMATCH", Category.IDENTITY,
+        "Declared age differs by more than one year from the birth date encoded in the ID number.",
+        _VERIFY_ZH, _VERIFY_EN, _VERIFY_ADVICE_ZH, _VERIFY_ADVICE_EN,
+    ),
+    ReasonCode(
+        "DEVICE_NOT_VERIFIED", Category.FRAUD,
+        "Device or network signals are inconsistent with the applicant (missing device id, shared or risky device).",
+        "我们暂时无法验证您使用的设备。",
+        "We could not verify the device you are using.",
+        "请使用您常用的手机重新申请，或申请人工复核。",
+        "Please apply again from the phone you usually use, or ask for a human review.",
+    ),
+    ReasonCode(
+        "IDENTITY_RISK", Category.FRAUD,
+        "Identifiers match a consortium or internal risk list.",
+        _VERIFY_ZH, _VERIFY_EN, _VERIFY_ADVICE_ZH, _VERIFY_ADVICE_EN,
+    ),
+    # capacity
+    ReasonCode(
+        "INCOME_TOO_LOW", Category.CAPACITY,
+        "Declared monthly income is below the product minimum.",
+        "您的收入暂未达到本产品的最低要求。",
+        "Your income is below the minimum this product requires.",
+        "收入提高后，您可以更新收入信息并重新申请。",
+        "If your income rises you can update it and apply again.",
+    ),
+    ReasonCode(
+        "HIGH_DEBT_TO_INCOME", Category.CAPACITY,
+        "Total debt reported by the bureau is high relative to declared annual income.",
+        "您现有的负债相对收入偏高。",
+        "Your existing debts are high compared with your income.",
+        "偿还部分现有贷款后，您可以再次申请。",
+        "You can apply again after paying down some of your existing debts.",
+    ),
+    ReasonCode(
+        "INSUFFICIENT_CREDIT_CAPACITY", Category.CAPACITY,
+        "The limit the policy would grant is below the product's minimum line.",
+        "根据您目前的收入和信用状况，我们暂时无法提供满足最低额度的授信。",
+        "Based on your current income and credit, we cannot offer the minimum credit line.",
+        "收入提高或负债降低后，您可以重新申请。",
+        "You can apply again when your income rises or your debts fall.",
+    ),
+    # credit history
+    ReasonCode(
+        "BUREAU_SERIOUS_DELINQUENCY", Category.CREDIT_HISTORY,
+        "Credit bureau shows a delinquency of 90 days or more.",
+        "您的征信记录显示有较严重的逾期还款。",
+        "Your credit report shows a seriously late payment.",
+        "按时还清逾期欠款并保持良好记录后，您可以再次申请。",
+        "Once overdue amounts are repaid and your record stays clean, you can apply again.",
+    ),
+    ReasonCode(
+        "BUREAU_RECENT_DELINQUENCY", Category.CREDIT_HISTORY,
+        "Credit bureau shows a delinquency of 30 days or more.",
+        "您的征信记录显示有逾期还款。",
+        "Your credit report shows a late payment.",
+        "保持按时还款有助于提升您的信用。",
+        "Paying on time from now on will improve your credit.",
+    ),
+    ReasonCode(
+        "TOO_MANY_ACTIVE_LOANS", Category.CREDIT_HISTORY,
+        "Number of active loans at other lenders exceeds the policy maximum.",
+        "您在其他机构的在贷笔数较多。",
+        "You have many loans open with other lenders.",
+        "结清部分贷款后，您可以再次申请。",
+        "You can apply again after closing some of your loans.",
+    ),
+    # multi-head borrowing
+    ReasonCode(
+        "MULTI_HEAD_RECENT_INQUIRIES", Category.MULTI_HEAD,
+        "Many lenders inquired about the applicant in the last 7 days (multi-head borrowing).",
+        "您近期在多家机构申请了借款。",
+        "You have recently applied for credit with many lenders.",
+        "建议减少短期内的借款申请，一段时间后再来申请。",
+        "Consider making fewer credit applications for a while, then apply again.",
+    ),
+    ReasonCode(
+        "MULTI_HEAD_INQUIRIES", Category.MULTI_HEAD,
+        "Many lenders inquired about the applicant in the last 30 or 90 days.",
+        "您在过去几个月内的借款申请较多。",
+        "You have applied for credit many times in the past few months.",
+        "建议减少借款申请，一段时间后再来申请。",
+        "Consider making fewer credit applications for a while, then apply again.",
+    ),
+    # verification (review outcomes)
+    ReasonCode(
+        "INCOME_VERIFICATION_NEEDED", Category.VERIFICATION,
+        "Declared income is high relative to the applicant profile; verify before granting.",
+        "我们需要进一步核实您的收入信息。",
+        "We need to verify your income before we decide.",
+        "审核人员可能会联系您，请准备好收入证明。",
+        "A reviewer may contact you; please have proof of income ready.",
+    ),
+    ReasonCode(
+        "LARGE_REQUEST_REVIEW", Category.VERIFICATION,
+        "Requested amount is large relative to declared income; a reviewer checks affordability.",
+        "您申请的额度较高，我们需要人工审核。",
+        "The amount you asked for is large, so a person will review your application.",
+        "审核通常在一个工作日内完成，我们会通知您结果。",
+        "Review usually takes one working day; we will tell you the result.",
+    ),
+    # scorecard characteristics: a score decline or review names the characteristics that cost most points
+    ReasonCode(
+        "SCORE_INCOME", Category.SCORE,
+        "Scorecard: monthly income band cost points.",
+        "收入水平是影响您评分的主要因素之一。",
+        "Your income level was one of the main factors in your score.",
+        "收入提高后可更新信息。", "You can update your income when it rises.",
+    ),
+    ReasonCode(
+        "SCORE_DEBT_BURDEN", Category.SCORE,
+        "Scorecard: debt-to-income band cost points.",
+        "您的负债水平是影响评分的主要因素之一。",
+        "Your level of debt was one of the main factors in your score.",
+        "降低负债有助于提升评分。", "Paying down debt will help your score.",
+    ),
+    ReasonCode(
+        "SCORE_INQUIRIES", Category.SCORE,
+        "Scorecard: number of recent lender inquiries cost points.",
+        "近期借款申请次数是影响评分的主要因素之一。",
+        "The number of your recent credit applications was one of the main factors in your score.",
+        "减少短期内的借款申请有助于提升评分。", "Making fewer credit applications will help your score.",
+    ),
+    ReasonCode(
+        "SCORE_DELINQUENCY", Category.SCORE,
+        "Scorecard: worst bureau delinquency cost points.",
+        "过往的还款记录是影响评分的主要因素之一。",
+        "Your past repayment record was one of the main factors in your score.",
+        "按时还款有助于提升评分。", "Paying on time will help your score.",
+    ),
+    ReasonCode(
+        "SCORE_ACTIVE_LOANS", Category.SCORE,
+        "Scorecard: number of active loans elsewhere cost points.",
+        "在贷笔数是影响评分的主要因素之一。",
+        "The number of loans you already have was one of the main factors in your score.",
+        "结清部分贷款有助于提升评分。", "Closing some loans will help your score.",
+    ),
+    ReasonCode(
+        "SCORE_EMPLOYMENT", Category.SCORE,
+        "Scorecard: employment type and tenure cost points.",
+        "就业稳定性是影响评分的主要因素之一。",
+        "The stability of your employment was one of the main factors in your score.",
+        "", "",
+    ),
+    ReasonCode(
+        "SCORE_THIN_FILE", Category.SCORE,
+        "Scorecard: little or missing credit history information cost points.",
+        "您的信用记录信息较少。",
+        "There is little credit history information about you.",
+        "保持良好的借还记录有助于建立信用。", "Building a record of borrowing and repaying on time will help.",
+    ),
+)
+
+CATALOGUE: dict[str, ReasonCode] = {r.code: r for r in _CATALOGUE}
+
+
+class UnknownReasonCode(KeyError):
+    pass
+
+
+def reason(code: str) -> ReasonCode:
+    try:
+        return CATALOGUE[code]
+    except KeyError:
+        raise UnknownReasonCode(code) from None
+
+
+def is_known(code: str) -> bool:
+    return code in CATALOGUE
