@@ -1,0 +1,93 @@
+"""What a lender sends to ask for a decision on a credit application, checked field by field.
+
+Types are strict (``"32"`` is not an age) and absurd values are refused here, at the door, so that the
+policy only ever sees plausible data. Limits below are plausibility bounds, not credit policy: an applicant
+aged 17 is a valid application that the policy declines; an applicant aged 300 is a broken request.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from fengkong.features.registry import EMPLOYMENT_TYPES
+
+Employment = Literal["salaried", "self_employed", "business_owner", "freelance", "student", "retired", "unemployed"]
+assert set(EMPLOYMENT_TYPES) == set(Employment.__args__)  # type: ignore[attr-defined]
+
+_SHA256 = r"^[0-9a-f]{64}$"
+_REF = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+
+
+class Identity(_Strict):
+    """Identifiers: each either raw (hashed and encrypted on arrival) or as the SHA-256 of its normalised form."""
+
+    id_number: str | None = Field(None, pattern=r"^\d{17}[\dXx]$", description="18-character resident ID number")
+    id_number_hash: str | None = Field(None, pattern=_SHA256)
+    phone: str | None = Field(None, pattern=r"^\+?[0-9][0-9 \-]{5,19}$")
+    phone_hash: str | None = Field(None, pattern=_SHA256)
+    bank_card: str | None = Field(None, pattern=r"^[0-9][0-9 ]{11,22}$")
+    bank_card_hash: str | None = Field(None, pattern=_SHA256)
+    device_id: str | None = Field(None, min_length=1, max_length=128)
+    ip: str | None = Field(None, max_length=45)
+
+    @field_validator("ip")
+    @classmethod
+    def _ip(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError("not an IPv4 or IPv6 address") from None
+
+    @model_validator(mode="after")
+    def _one_form_each(self) -> Identity:
+        for kind in ("id_number", "phone", "bank_card"):
+            if getattr(self, kind) is not None and getattr(self, f"{kind}_hash") is not None:
+                raise ValueError(f"send {kind} or {kind}_hash, not both")
+        if self.id_number is None and self.id_number_hash is None:
+            raise ValueError("id_number or id_number_hash is required")
+        return self
+
+
+class Applicant(_Strict):
+    age: int = Field(ge=0, le=120, description="declared age in years")
+    monthly_income: float = Field(ge=0, le=100_000_000, description="declared monthly income, product currency")
+    employment: Employment
+    employment_months: int | None = Field(None, ge=0, le=960)
+
+
+class Bureau(_Strict):
+    """The credit-bureau summary the lender obtained (PBOC or a licensed personal credit agency)."""
+
+    inquiries_7d: int = Field(ge=0, le=10_000)
+    inquiries_30d: int = Field(ge=0, le=10_000)
+    inquiries_90d: int = Field(ge=0, le=10_000)
+    active_loans: int = Field(ge=0, le=10_000)
+    total_debt: float = Field(ge=0, le=10_000_000_000)
+    worst_delinquency_days: int = Field(ge=0, le=100_000)
+
+    @model_validator(mode="after")
+    def _windows_nested(self) -> Bureau:
+        if not self.inquiries_7d <= self.inquiries_30d <= self.inquiries_90d:
+            raise ValueError("inquiries must satisfy inquiries_7d ≤ inquiries_30d ≤ inquiries_90d (nested windows)")
+        return self
+
+
+class ApplicationIn(_Strict):
+    application_id: str | None = Field(None, pattern=_REF, description="the lender's id; a retry returns the same decision")
+    customer_id: str = Field(pattern=_REF, description="the lender's customer reference (not a personal identifier)")
+    product: str = Field("consumer_line", pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    requested_amount: float | None = Field(None, gt=0, le=100_000_000)
+    policy_version: str | None = Field(None, max_length=64, description="decide under this version, not the active one")
+    language: Literal["zh", "en"] = "zh"
+    identity: Identity
+    applicant: Applicant
+    bureau: Bureau | None = None

@@ -1,0 +1,462 @@
+"""The engine facade: every door (HTTP, CLI, Python, batch) calls these methods and nothing below them.
+
+    engine = Engine()                         # ./fengkong.db, bundled default policy
+    decision = engine.decide({...})           # validated, decided, persisted, audited
+    engine.explain(decision.decision_id)      # analyst and customer views, replayed under its policy
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+
+from fengkong import metrics
+from fengkong.applications import ApplicationIn
+from fengkong.domain import Language, Outcome, Role, new_id
+from fengkong.errors import FengkongError, from_validation_error, not_found
+from fengkong.explain import analyst_view, customer_view
+from fengkong.features.application import application_features
+from fengkong.features.registry import FEATURES, FeatureRegistry
+from fengkong.pii import IdFacts, PiiVault, inspect_id_number, load_or_create_secret, mask, normalize, sha256_hex
+from fengkong.policy.compiler import CompiledPolicy
+from fengkong.policy.errors import PolicyError
+from fengkong.policy.loader import DEFAULT_POLICY_PATH, load_policy_file, load_policy_text
+from fengkong.security import Principal, hash_api_key, key_matches, new_api_key, parse_key_id
+from fengkong.store import audit
+from fengkong.store.db import create_db_engine, database_url, migrate
+from fengkong.store.tables import api_keys, audit_log, decisions, policies
+
+log = logging.getLogger("fengkong")
+
+_IDENTIFIERS = ("id_number", "phone", "bank_card", "device_id", "ip")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A stored decision as the doors show it."""
+
+    decision_id: str
+    application_id: str | None
+    customer_id: str
+    created_at: dt.datetime
+    outcome: Outcome
+    limit: float | None
+    apr: float | None
+    score: float | None
+    reasons: tuple[str, ...]
+    policy_version: str
+    model_version: str
+    currency: str
+    replayed: bool = False  # True when an idempotent retry returned the stored decision
+
+    def response(self, language: Language = Language.ZH) -> dict[str, Any]:
+        from fengkong.reasons import reason
+
+        return {
+            "decision_id": self.decision_id,
+            "application_id": self.application_id,
+            "outcome": self.outcome.value,
+            "limit": self.limit,
+            "apr": self.apr,
+            "currency": self.currency,
+            "reasons": [
+                {"code": c, "category": reason(c).category.value, "text": reason(c).customer_text(language)}
+                for c in self.reasons
+            ],
+            "policy_version": self.policy_version,
+            "model_version": self.model_version,
+            "created_at": audit.timestamp_text(self.created_at),
+            "case_id": None,
+            "replayed": self.replayed,
+        }
+
+
+class Engine:
+    """fengkong's engine. Thread-safe: one instance serves every request of a process."""
+
+    def __init__(
+        self,
+        database_url_: str | None = None,
+        *,
+        policy: str | Path | None = None,
+        secret_key: str | bytes | None = None,
+        features: FeatureRegistry = FEATURES,
+        run_migrations: bool = True,
+    ) -> None:
+        self.database_url = database_url(database_url_)
+        self.db = create_db_engine(self.database_url)
+        if run_migrations:
+            migrate(self.db)
+        if secret_key is None:
+            secret = load_or_create_secret(self._default_secret_path())
+        else:
+            secret = secret_key.encode() if isinstance(secret_key, str) else secret_key
+        self.vault = PiiVault(secret)
+        self.features = features
+        self._policies: dict[str, CompiledPolicy] = {}
+        self._active_version: str | None = None
+        self._lock = threading.Lock()
+        self._key_cache: dict[str, tuple[float, Principal | None]] = {}
+        if policy is not None:
+            self.publish_policy(load_policy_file(policy, features), actor="startup", activate=True)
+        elif self.active_policy_version() is None:
+            self.publish_policy(load_policy_file(DEFAULT_POLICY_PATH, features), actor="startup", activate=True)
+
+    def _default_secret_path(self) -> Path:
+        url = sa.make_url(self.database_url)
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            return Path(url.database).with_suffix(".key")
+        return Path.cwd() / "fengkong.key"
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------------------ policies
+
+    def publish_policy(self, compiled: CompiledPolicy, actor: str, activate: bool = False) -> str:
+        """Store a policy version (immutable once stored) and optionally make it the active one."""
+        now = _now()
+        with self.db.begin() as conn:
+            existing = conn.execute(
+                sa.select(policies.c.content_hash).where(policies.c.version == compiled.version)
+            ).scalar_one_or_none()
+            if existing is not None and existing != compiled.content_hash:
+                raise FengkongError(
+                    "policy_version_exists",
+                    f"policy version {compiled.version!r} is already published with different content; "
+                    "published versions are immutable, so give the changed policy a new version",
+                    "version",
+                    409,
+                )
+            if existing is None:
+                conn.execute(
+                    sa.insert(policies).values(
+                        version=compiled.version, name=compiled.name, content=compiled.source_text,
+                        content_hash=compiled.content_hash, model_version=compiled.model_version,
+                        active=False, created_at=now, created_by=actor,
+                    )
+                )
+                audit.append(conn, "policy_published", compiled.version, actor,
+                             _policy_payload_hash(compiled.version, compiled.content_hash), now)
+            if activate:
+                current = conn.execute(sa.select(policies.c.version).where(policies.c.active)).scalar_one_or_none()
+                if current != compiled.version:
+                    conn.execute(sa.update(policies).values(active=policies.c.version == compiled.version))
+                    audit.append(conn, "policy_activated", compiled.version, actor,
+                                 audit.content_hash({"activated": compiled.version, "previous": current}), now)
+        self._policies[compiled.version] = compiled
+        if activate:
+            self._active_version = compiled.version
+        return compiled.version
+
+    def active_policy_version(self) -> str | None:
+        with self.db.connect() as conn:
+            return conn.execute(sa.select(policies.c.version).where(policies.c.active)).scalar_one_or_none()
+
+    def policy(self, version: str | None = None) -> CompiledPolicy:
+        """A compiled policy by version (the active one by default), loaded from the store once."""
+        if version is None:
+            version = self._active_version or self.active_policy_version()
+            if version is None:
+                raise FengkongError("no_active_policy", "no policy is active; publish one with --activate", None, 503)
+            self._active_version = version
+        compiled = self._policies.get(version)
+        if compiled is not None:
+            return compiled
+        with self.db.connect() as conn:
+            row = conn.execute(sa.select(policies).where(policies.c.version == version)).one_or_none()
+        if row is None:
+            raise FengkongError(
+                "unknown_policy_version", f"no policy version {version!r} is published", "policy_version", 422
+            )
+        compiled = load_policy_text(row.content, source=f"policy {version}", features=self.features)
+        self._policies[version] = compiled
+        return compiled
+
+    def list_policies(self) -> list[dict[str, Any]]:
+        with self.db.connect() as conn:
+            rows = conn.execute(sa.select(policies).order_by(policies.c.created_at)).all()
+        return [
+            {"version": r.version, "name": r.name, "active": r.active, "model_version": r.model_version,
+             "content_hash": r.content_hash, "created_at": audit.timestamp_text(r.created_at), "created_by": r.created_by}
+            for r in rows
+        ]
+
+    @staticmethod
+    def check_policy(path: str | Path) -> CompiledPolicy:
+        """Load and compile a policy file without storing it; raises PolicyError listing every problem."""
+        return load_policy_file(path)
+
+    # ------------------------------------------------------------------------------------------ decisions
+
+    def decide_json(self, body: bytes | str, actor: str = "api") -> Decision:
+        try:
+            data = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            pos = getattr(exc, "pos", None)
+            where = f" at character {pos}" if pos is not None else ""
+            raise FengkongError("malformed_json", f"the request body is not valid JSON{where}", "body", 400) from None
+        if not isinstance(data, dict):
+            raise FengkongError("invalid_body", "the request body must be a JSON object", "body", 422)
+        return self.decide(data, actor=actor)
+
+    def decide(self, application: Mapping[str, Any] | ApplicationIn, actor: str = "python") -> Decision:
+        """Validate, decide, persist and audit one credit application."""
+        started = time.perf_counter()
+        if isinstance(application, ApplicationIn):
+            app = application
+        else:
+            try:
+                app = ApplicationIn.model_validate(application)
+            except ValidationError as exc:
+                raise from_validation_error(exc) from None
+        policy = self.policy(app.policy_version)
+        today = dt.date.today()
+        inputs, identity_plain, id_facts = self._protect(app, today)
+        request_hash = audit.content_hash({"policy": app.policy_version, "inputs": inputs})
+        if app.application_id is not None:
+            stored = self._existing(app.application_id, request_hash)
+            if stored is not None:
+                return stored
+
+        features = application_features(app, id_facts, today)
+        result = policy.decide_row(features)
+        now = _now()
+        decision_id = new_id("dec")
+        record: dict[str, Any] = {
+            "id": decision_id,
+            "kind": "application",
+            "application_id": app.application_id,
+            "customer_id": app.customer_id,
+            "created_at": now,
+            "outcome": result.outcome.value,
+            "limit_amount": result.limit,
+            "apr": result.apr,
+            "score": result.score,
+            "reasons": list(result.reasons),
+            "rule_hits": [h.id for h in result.rule_hits],
+            "inputs": inputs,
+            "features": features,
+            "policy_version": policy.version,
+            "model_version": policy.model_version,
+            "identity_encrypted": self.vault.encrypt(identity_plain) if identity_plain else None,
+            "request_hash": request_hash,
+        }
+        record["content_hash"] = decision_content_hash(record)
+        try:
+            with self.db.begin() as conn:
+                conn.execute(sa.insert(decisions).values(record))
+                audit.append(conn, "decision", decision_id, actor, record["content_hash"], now)
+        except sa.exc.IntegrityError:
+            # Two retries of one application raced: the other one won; answer as it did.
+            if app.application_id is not None:
+                stored = self._existing(app.application_id, request_hash)
+                if stored is not None:
+                    return stored
+            raise
+        elapsed = time.perf_counter() - started
+        metrics.DECISIONS.labels("application", result.outcome.value, policy.version).inc()
+        metrics.DECISION_SECONDS.labels("application").observe(elapsed)
+        log.info("decision %s outcome=%s policy=%s latency_ms=%.2f", decision_id, result.outcome.value,
+                 policy.version, elapsed * 1000)
+        return Decision(decision_id, app.application_id, app.customer_id, now, result.outcome, result.limit,
+                        result.apr, result.score, result.reasons, policy.version, policy.model_version,
+                        policy.spec.currency)
+
+    def _protect(self, app: ApplicationIn, today: dt.date) -> tuple[dict[str, Any], dict[str, str], IdFacts | None]:
+        """The request as stored: identifiers as keyed hashes; raw ones returned separately for encryption."""
+        ident = app.identity
+        protected: dict[str, str] = {}
+        plain: dict[str, str] = {}
+        for kind in _IDENTIFIERS:
+            raw = getattr(ident, kind)
+            given_hash = getattr(ident, f"{kind}_hash", None)
+            if raw is not None:
+                plain[kind] = raw
+                protected[f"{kind}_key"] = self.vault.keyed_hash(kind, sha256_hex(normalize(kind, raw)))
+            elif given_hash is not None:
+                protected[f"{kind}_key"] = self.vault.keyed_hash(kind, given_hash)
+        id_facts = inspect_id_number(ident.id_number, today) if ident.id_number is not None else None
+        inputs = app.model_dump(mode="json", exclude={"identity"})
+        inputs["identity"] = protected
+        return inputs, plain, id_facts
+
+    def _existing(self, application_id: str, request_hash: str) -> Decision | None:
+        with self.db.connect() as conn:
+            row = conn.execute(sa.select(decisions).where(decisions.c.application_id == application_id)).one_or_none()
+        if row is None:
+            return None
+        if row.request_hash != request_hash:
+            raise FengkongError(
+                "application_id_conflict",
+                f"application_id {application_id!r} was already decided with different data; "
+                "use a new application_id for a new application",
+                "application_id",
+                409,
+            )
+        return self._to_decision(row, replayed=True)
+
+    def _to_decision(self, row: Any, replayed: bool = False) -> Decision:
+        currency = self.policy(row.policy_version).spec.currency
+        return Decision(row.id, row.application_id, row.customer_id, row.created_at, Outcome(row.outcome),
+                        row.limit_amount, row.apr, row.score, tuple(row.reasons), row.policy_version,
+                        row.model_version, currency, replayed)
+
+    def _row(self, decision_id: str) -> Any:
+        with self.db.connect() as conn:
+            row = conn.execute(sa.select(decisions).where(decisions.c.id == decision_id)).one_or_none()
+        if row is None:
+            raise not_found("decision", decision_id, "decision_id")
+        return row
+
+    def get_decision(self, decision_id: str) -> Decision:
+        return self._to_decision(self._row(decision_id))
+
+    def explain(self, decision_id: str, *, reveal_pii: bool = False) -> dict[str, Any]:
+        """The stored decision, its inputs and features, and explanations for the analyst and the customer.
+
+        The decision is replayed under the policy version that made it; ``reproduced`` says whether the replay
+        gave the same outcome, reasons, limit and APR.
+        """
+        row = self._row(decision_id)
+        policy = self.policy(row.policy_version)
+        replay = policy.decide_row(row.features)
+        reproduced = (
+            replay.outcome.value == row.outcome
+            and list(replay.reasons) == list(row.reasons)
+            and replay.limit == row.limit_amount
+            and replay.apr == row.apr
+        )
+        decision = self._to_decision(row)
+        identity = self.vault.decrypt(row.identity_encrypted) if row.identity_encrypted else {}
+        shown = identity if reveal_pii else {k: mask(k, v) for k, v in identity.items()}
+        return {
+            **decision.response(),
+            "customer_id": row.customer_id,
+            "score": row.score,
+            "inputs": row.inputs,
+            "identity": shown,
+            "features": row.features,
+            "rule_hits": row.rule_hits,
+            "reproduced": reproduced,
+            "explanation": {
+                "analyst": analyst_view(policy, replay, row.features),
+                "customer": {
+                    lang.value: customer_view(decision.outcome, list(decision.reasons), decision.limit, decision.apr,
+                                              decision.currency, decision.decision_id, lang)
+                    for lang in Language
+                },
+            },
+        }
+
+    # ------------------------------------------------------------------------------------------ audit
+
+    def verify_audit(self) -> audit.AuditReport:
+        report = audit.verify(self.db, {"decision": _decision_hashes, "policy_published": _policy_hashes})
+        with self.db.connect() as conn:
+            orphans = conn.execute(
+                sa.select(decisions.c.id).where(
+                    ~sa.exists().where((audit_log.c.subject_id == decisions.c.id) & (audit_log.c.kind == "decision"))
+                ).limit(10)
+            ).scalars().all()
+        for decision_id in orphans:
+            report.findings.append(audit.AuditFinding(None, "decision has no audit entry (inserted outside the "
+                                                      "engine)", decision_id))
+        return report
+
+    # ------------------------------------------------------------------------------------------ API keys
+
+    def create_api_key(self, role: Role | str, name: str = "", actor: str = "cli") -> str:
+        """Create a key and return it; only its hash is stored, so it cannot be shown again."""
+        try:
+            role = Role(role)
+        except ValueError:
+            roles = ", ".join(r.value for r in Role)
+            raise FengkongError("invalid_role", f"role must be one of {roles}", "role", 422) from None
+        key_id, key, key_hash = new_api_key()
+        now = _now()
+        with self.db.begin() as conn:
+            conn.execute(sa.insert(api_keys).values(id=key_id, key_hash=key_hash, role=role.value,
+                                                    name=name or role.value, created_at=now))
+            audit.append(conn, "api_key_created", key_id, actor, audit.content_hash([key_id, role.value]), now)
+        return key
+
+    def revoke_api_key(self, key_id: str, actor: str = "cli") -> None:
+        now = _now()
+        with self.db.begin() as conn:
+            done = conn.execute(sa.update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                                .values(revoked_at=now)).rowcount
+            if not done:
+                raise not_found("api_key", key_id, "key_id")
+            audit.append(conn, "api_key_revoked", key_id, actor, audit.content_hash([key_id, "revoked"]), now)
+        self._key_cache.clear()
+
+    def authenticate(self, key: str | None) -> Principal | None:
+        """The principal an API key belongs to, or None. Results are cached briefly (revocation: ≤ 10 s)."""
+        if not key:
+            return None
+        cache_key = hash_api_key(key)
+        cached = self._key_cache.get(cache_key)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < 10:
+            return cached[1]
+        principal = None
+        key_id = parse_key_id(key)
+        if key_id is not None:
+            with self.db.connect() as conn:
+                row = conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id)).one_or_none()
+            if row is not None and row.revoked_at is None and key_matches(key, row.key_hash):
+                principal = Principal(row.id, Role(row.role), row.name)
+        if len(self._key_cache) > 10_000:
+            self._key_cache.clear()
+        self._key_cache[cache_key] = (now, principal)
+        return principal
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+_HASHED_FIELDS = ("id", "kind", "application_id", "customer_id", "outcome", "limit_amount", "apr", "score", "reasons",
+                  "rule_hits", "inputs", "features", "policy_version", "model_version", "identity_encrypted",
+                  "request_hash")
+
+
+def decision_content_hash(record: Mapping[str, Any]) -> str:
+    payload = {k: record[k] for k in _HASHED_FIELDS}
+    payload["created_at"] = audit.timestamp_text(record["created_at"])
+    return audit.content_hash(payload)
+
+
+def _decision_hashes(conn: sa.Connection, ids: list[str]) -> dict[str, str]:
+    rows = conn.execute(sa.select(decisions).where(decisions.c.id.in_(ids))).mappings().all()
+    return {r["id"]: decision_content_hash(r) for r in rows}
+
+
+def _policy_payload_hash(version: str, content_hash: str) -> str:
+    return audit.content_hash({"version": version, "content_hash": content_hash})
+
+
+def _policy_hashes(conn: sa.Connection, versions: list[str]) -> dict[str, str]:
+    rows = conn.execute(sa.select(policies.c.version, policies.c.content).where(policies.c.version.in_(versions))).all()
+    return {r.version: _policy_payload_hash(r.version, hashlib.sha256(r.content.encode()).hexdigest()) for r in rows}
+
+
+__all__ = ["Decision", "Engine", "FengkongError", "PolicyError"]

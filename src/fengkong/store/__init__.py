@@ -1,0 +1,1 @@
+"""Storage: tables, migrations, repositories and the audit chain, on SQLite or PostgreSQL."""
