@@ -1,8 +1,8 @@
 """fengkong (风控): open, explainable credit risk control for online lenders.
 
-    from fengkong import Engine
-    engine = Engine()                      # SQLite file in the working directory, bundled default policy
-    decision = engine.decide(application)  # outcome, limit, apr, reasons
+from fengkong import Engine
+engine = Engine()                      # SQLite file in the working directory, bundled default policy
+decision = engine.decide(application)  # outcome, limit, apr, reasons
 """
 
 from __future__ import annotations

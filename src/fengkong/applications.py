@@ -82,7 +82,9 @@ class Bureau(_Strict):
 
 
 class ApplicationIn(_Strict):
-    application_id: str | None = Field(None, pattern=_REF, description="the lender's id; a retry returns the same decision")
+    application_id: str | None = Field(
+        None, pattern=_REF, description="the lender's id; a retry returns the same decision"
+    )
     customer_id: str = Field(pattern=_REF, description="the lender's customer reference (not a personal identifier)")
     product: str = Field("consumer_line", pattern=r"^[a-z][a-z0-9_]{0,31}$")
     requested_amount: float | None = Field(None, gt=0, le=100_000_000)

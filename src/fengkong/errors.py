@@ -64,10 +64,24 @@ def from_validation_error(exc: ValidationError, prefix: tuple[str | int, ...] = 
         path = ".".join(str(p) for p in loc if p not in ("function-after", "function-before"))
         kind = err["type"]
         message = _PYDANTIC_MESSAGES.get(kind) or str(err["msg"]).removeprefix("Value error, ")
-        if "identity" not in loc and kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than", "string_pattern_mismatch",
-                    "literal_error", "too_short", "too_long", "string_too_short", "string_too_long"):
+        if "identity" not in loc and kind in (
+            "greater_than_equal",
+            "less_than_equal",
+            "greater_than",
+            "less_than",
+            "string_pattern_mismatch",
+            "literal_error",
+            "too_short",
+            "too_long",
+            "string_too_short",
+            "string_too_long",
+        ):
             message = f"{err['msg']} (got {_short(err.get('input'))})"  # never echo identifiers back
-        code = "missing_field" if kind == "missing" else ("unknown_field" if kind == "extra_forbidden" else "invalid_field")
+        code = (
+            "missing_field"
+            if kind == "missing"
+            else ("unknown_field" if kind == "extra_forbidden" else "invalid_field")
+        )
         problems.append(FieldProblem(path or "body", message, code))
     first = problems[0] if problems else FieldProblem("body", "invalid request")
     summary = f"{first.field}: {first.message}"

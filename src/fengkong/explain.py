@@ -91,7 +91,9 @@ def customer_view(
             else "A person will review your application; we will tell you the result within one working day."
         )
     else:
-        headline = "很抱歉，您的申请本次未获批准。" if zh else "We are sorry: we cannot approve your application this time."
+        headline = (
+            "很抱歉，您的申请本次未获批准。" if zh else "We are sorry: we cannot approve your application this time."
+        )
     items = [
         {"code": c, "text": reason(c).customer_text(language), "advice": reason(c).advice(language)} for c in reasons
     ]

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-SECRET_ENV = "FENGKONG_SECRET_KEY"
-SECRET_FILE_ENV = "FENGKONG_SECRET_FILE"
+SECRET_ENV = "FENGKONG_SECRET_KEY"  # noqa: S105 - the name of a variable
+SECRET_FILE_ENV = "FENGKONG_SECRET_FILE"  # noqa: S105
 MIN_SECRET_BYTES = 32
 
 

@@ -1,8 +1,8 @@
 """The engine facade: every door (HTTP, CLI, Python, batch) calls these methods and nothing below them.
 
-    engine = Engine()                         # ./fengkong.db, bundled default policy
-    decision = engine.decide({...})           # validated, decided, persisted, audited
-    engine.explain(decision.decision_id)      # analyst and customer views, replayed under its policy
+engine = Engine()                         # ./fengkong.db, bundled default policy
+decision = engine.decide({...})           # validated, decided, persisted, audited
+engine.explain(decision.decision_id)      # analyst and customer views, replayed under its policy
 """
 
 from __future__ import annotations
@@ -58,10 +58,13 @@ class Decision:
     policy_version: str
     model_version: str
     currency: str
+    language: Language = Language.ZH
     replayed: bool = False  # True when an idempotent retry returned the stored decision
 
-    def response(self, language: Language = Language.ZH) -> dict[str, Any]:
+    def response(self, language: Language | None = None) -> dict[str, Any]:
         from fengkong.reasons import reason
+
+        language = language or self.language
 
         return {
             "decision_id": self.decision_id,
@@ -148,19 +151,36 @@ class Engine:
             if existing is None:
                 conn.execute(
                     sa.insert(policies).values(
-                        version=compiled.version, name=compiled.name, content=compiled.source_text,
-                        content_hash=compiled.content_hash, model_version=compiled.model_version,
-                        active=False, created_at=now, created_by=actor,
+                        version=compiled.version,
+                        name=compiled.name,
+                        content=compiled.source_text,
+                        content_hash=compiled.content_hash,
+                        model_version=compiled.model_version,
+                        active=False,
+                        created_at=now,
+                        created_by=actor,
                     )
                 )
-                audit.append(conn, "policy_published", compiled.version, actor,
-                             _policy_payload_hash(compiled.version, compiled.content_hash), now)
+                audit.append(
+                    conn,
+                    "policy_published",
+                    compiled.version,
+                    actor,
+                    _policy_payload_hash(compiled.version, compiled.content_hash),
+                    now,
+                )
             if activate:
                 current = conn.execute(sa.select(policies.c.version).where(policies.c.active)).scalar_one_or_none()
                 if current != compiled.version:
                     conn.execute(sa.update(policies).values(active=policies.c.version == compiled.version))
-                    audit.append(conn, "policy_activated", compiled.version, actor,
-                                 audit.content_hash({"activated": compiled.version, "previous": current}), now)
+                    audit.append(
+                        conn,
+                        "policy_activated",
+                        compiled.version,
+                        actor,
+                        audit.content_hash({"activated": compiled.version, "previous": current}),
+                        now,
+                    )
         self._policies[compiled.version] = compiled
         if activate:
             self._active_version = compiled.version
@@ -194,8 +214,15 @@ class Engine:
         with self.db.connect() as conn:
             rows = conn.execute(sa.select(policies).order_by(policies.c.created_at)).all()
         return [
-            {"version": r.version, "name": r.name, "active": r.active, "model_version": r.model_version,
-             "content_hash": r.content_hash, "created_at": audit.timestamp_text(r.created_at), "created_by": r.created_by}
+            {
+                "version": r.version,
+                "name": r.name,
+                "active": r.active,
+                "model_version": r.model_version,
+                "content_hash": r.content_hash,
+                "created_at": audit.timestamp_text(r.created_at),
+                "created_by": r.created_by,
+            }
             for r in rows
         ]
 
@@ -274,11 +301,28 @@ class Engine:
         elapsed = time.perf_counter() - started
         metrics.DECISIONS.labels("application", result.outcome.value, policy.version).inc()
         metrics.DECISION_SECONDS.labels("application").observe(elapsed)
-        log.info("decision %s outcome=%s policy=%s latency_ms=%.2f", decision_id, result.outcome.value,
-                 policy.version, elapsed * 1000)
-        return Decision(decision_id, app.application_id, app.customer_id, now, result.outcome, result.limit,
-                        result.apr, result.score, result.reasons, policy.version, policy.model_version,
-                        policy.spec.currency)
+        log.info(
+            "decision %s outcome=%s policy=%s latency_ms=%.2f",
+            decision_id,
+            result.outcome.value,
+            policy.version,
+            elapsed * 1000,
+        )
+        return Decision(
+            decision_id,
+            app.application_id,
+            app.customer_id,
+            now,
+            result.outcome,
+            result.limit,
+            result.apr,
+            result.score,
+            result.reasons,
+            policy.version,
+            policy.model_version,
+            policy.spec.currency,
+            Language(app.language),
+        )
 
     def _protect(self, app: ApplicationIn, today: dt.date) -> tuple[dict[str, Any], dict[str, str], IdFacts | None]:
         """The request as stored: identifiers as keyed hashes; raw ones returned separately for encryption."""
@@ -315,9 +359,22 @@ class Engine:
 
     def _to_decision(self, row: Any, replayed: bool = False) -> Decision:
         currency = self.policy(row.policy_version).spec.currency
-        return Decision(row.id, row.application_id, row.customer_id, row.created_at, Outcome(row.outcome),
-                        row.limit_amount, row.apr, row.score, tuple(row.reasons), row.policy_version,
-                        row.model_version, currency, replayed)
+        return Decision(
+            row.id,
+            row.application_id,
+            row.customer_id,
+            row.created_at,
+            Outcome(row.outcome),
+            row.limit_amount,
+            row.apr,
+            row.score,
+            tuple(row.reasons),
+            row.policy_version,
+            row.model_version,
+            currency,
+            Language(row.inputs.get("language", "zh")),
+            replayed,
+        )
 
     def _row(self, decision_id: str) -> Any:
         with self.db.connect() as conn:
@@ -359,8 +416,15 @@ class Engine:
             "explanation": {
                 "analyst": analyst_view(policy, replay, row.features),
                 "customer": {
-                    lang.value: customer_view(decision.outcome, list(decision.reasons), decision.limit, decision.apr,
-                                              decision.currency, decision.decision_id, lang)
+                    lang.value: customer_view(
+                        decision.outcome,
+                        list(decision.reasons),
+                        decision.limit,
+                        decision.apr,
+                        decision.currency,
+                        decision.decision_id,
+                        lang,
+                    )
                     for lang in Language
                 },
             },
@@ -371,14 +435,23 @@ class Engine:
     def verify_audit(self) -> audit.AuditReport:
         report = audit.verify(self.db, {"decision": _decision_hashes, "policy_published": _policy_hashes})
         with self.db.connect() as conn:
-            orphans = conn.execute(
-                sa.select(decisions.c.id).where(
-                    ~sa.exists().where((audit_log.c.subject_id == decisions.c.id) & (audit_log.c.kind == "decision"))
-                ).limit(10)
-            ).scalars().all()
+            orphans = (
+                conn.execute(
+                    sa.select(decisions.c.id)
+                    .where(
+                        ~sa.exists().where(
+                            (audit_log.c.subject_id == decisions.c.id) & (audit_log.c.kind == "decision")
+                        )
+                    )
+                    .limit(10)
+                )
+                .scalars()
+                .all()
+            )
         for decision_id in orphans:
-            report.findings.append(audit.AuditFinding(None, "decision has no audit entry (inserted outside the "
-                                                      "engine)", decision_id))
+            report.findings.append(
+                audit.AuditFinding(None, "decision has no audit entry (inserted outside the engine)", decision_id)
+            )
         return report
 
     # ------------------------------------------------------------------------------------------ API keys
@@ -393,16 +466,22 @@ class Engine:
         key_id, key, key_hash = new_api_key()
         now = _now()
         with self.db.begin() as conn:
-            conn.execute(sa.insert(api_keys).values(id=key_id, key_hash=key_hash, role=role.value,
-                                                    name=name or role.value, created_at=now))
+            conn.execute(
+                sa.insert(api_keys).values(
+                    id=key_id, key_hash=key_hash, role=role.value, name=name or role.value, created_at=now
+                )
+            )
             audit.append(conn, "api_key_created", key_id, actor, audit.content_hash([key_id, role.value]), now)
         return key
 
     def revoke_api_key(self, key_id: str, actor: str = "cli") -> None:
         now = _now()
         with self.db.begin() as conn:
-            done = conn.execute(sa.update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
-                                .values(revoked_at=now)).rowcount
+            done = conn.execute(
+                sa.update(api_keys)
+                .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            ).rowcount
             if not done:
                 raise not_found("api_key", key_id, "key_id")
             audit.append(conn, "api_key_revoked", key_id, actor, audit.content_hash([key_id, "revoked"]), now)
@@ -434,9 +513,24 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-_HASHED_FIELDS = ("id", "kind", "application_id", "customer_id", "outcome", "limit_amount", "apr", "score", "reasons",
-                  "rule_hits", "inputs", "features", "policy_version", "model_version", "identity_encrypted",
-                  "request_hash")
+_HASHED_FIELDS = (
+    "id",
+    "kind",
+    "application_id",
+    "customer_id",
+    "outcome",
+    "limit_amount",
+    "apr",
+    "score",
+    "reasons",
+    "rule_hits",
+    "inputs",
+    "features",
+    "policy_version",
+    "model_version",
+    "identity_encrypted",
+    "request_hash",
+)
 
 
 def decision_content_hash(record: Mapping[str, Any]) -> str:

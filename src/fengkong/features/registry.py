@@ -63,14 +63,20 @@ FEATURES = FeatureRegistry(
         Feature("age", _N, "Declared age in years.", "applicant"),
         Feature("monthly_income", _N, "Declared monthly income, in the product currency.", "applicant"),
         Feature("employment", _S, "Employment type.", "applicant", EMPLOYMENT_TYPES),
-        Feature("employment_months", _N, "Months with the current employer or business; missing if not given.",
-                "applicant"),
+        Feature(
+            "employment_months", _N, "Months with the current employer or business; missing if not given.", "applicant"
+        ),
         Feature("requested_amount", _N, "Credit line amount asked for; missing if not given.", "applicant"),
-        Feature("request_to_income", _N, "requested_amount / monthly_income; missing if either is missing.",
-                "applicant"),
+        Feature(
+            "request_to_income", _N, "requested_amount / monthly_income; missing if either is missing.", "applicant"
+        ),
         # identity checks (derived from the raw ID number before it is hashed; missing if only a hash was sent)
-        Feature("id_number_valid", _B, "Raw ID number passes the GB 11643 check digit and has a real birth date.",
-                "identity"),
+        Feature(
+            "id_number_valid",
+            _B,
+            "Raw ID number passes the GB 11643 check digit and has a real birth date.",
+            "identity",
+        ),
         Feature("id_age_gap", _N, "Years between declared age and the age implied by the ID number.", "identity"),
         Feature("has_device_id", _B, "The application carries a device id.", "identity"),
         # credit bureau summary

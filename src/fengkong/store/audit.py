@@ -37,13 +37,15 @@ def timestamp_text(moment: dt.datetime) -> str:
     return moment.isoformat(timespec="microseconds") + "Z"
 
 
-def entry_hash(seq: int, created_at: dt.datetime, kind: str, subject_id: str, actor: str, payload_hash: str,
-               prev_hash: str) -> str:
+def entry_hash(
+    seq: int, created_at: dt.datetime, kind: str, subject_id: str, actor: str, payload_hash: str, prev_hash: str
+) -> str:
     return content_hash([seq, timestamp_text(created_at), kind, subject_id, actor, payload_hash, prev_hash])
 
 
-def append(conn: sa.Connection, kind: str, subject_id: str, actor: str, payload_hash: str,
-           created_at: dt.datetime) -> int:
+def append(
+    conn: sa.Connection, kind: str, subject_id: str, actor: str, payload_hash: str, created_at: dt.datetime
+) -> int:
     """Append an entry inside the caller's transaction; returns its sequence number.
 
     The head row is updated *first*: that takes the write lock (SQLite) or the row lock (PostgreSQL)
@@ -54,8 +56,14 @@ def append(conn: sa.Connection, kind: str, subject_id: str, actor: str, payload_
     digest = entry_hash(seq, created_at, kind, subject_id, actor, payload_hash, prev)
     conn.execute(
         sa.insert(audit_log).values(
-            seq=seq, created_at=created_at, kind=kind, subject_id=subject_id, actor=actor,
-            payload_hash=payload_hash, prev_hash=prev, entry_hash=digest,
+            seq=seq,
+            created_at=created_at,
+            kind=kind,
+            subject_id=subject_id,
+            actor=actor,
+            payload_hash=payload_hash,
+            prev_hash=prev,
+            entry_hash=digest,
         )
     )
     conn.execute(sa.update(audit_head).where(audit_head.c.id == 1).values(entry_hash=digest))
@@ -115,15 +123,22 @@ def verify(engine: sa.Engine, hashers: Mapping[str, PayloadHasher], chunk: int =
                 report.entries += 1
                 if r.seq != expected_seq:
                     missing = "deleted" if r.seq > expected_seq else "out of order"
-                    report.findings.append(AuditFinding(expected_seq, f"entry {expected_seq} is {missing} "
-                                                        f"(next entry found is {r.seq})"))
+                    report.findings.append(
+                        AuditFinding(expected_seq, f"entry {expected_seq} is {missing} (next entry found is {r.seq})")
+                    )
                 elif r.prev_hash != prev:
-                    report.findings.append(AuditFinding(r.seq, "prev_hash does not match the entry before: an "
-                                                        "entry was deleted, reordered or edited", r.subject_id))
+                    report.findings.append(
+                        AuditFinding(
+                            r.seq,
+                            "prev_hash does not match the entry before: an entry was deleted, reordered or edited",
+                            r.subject_id,
+                        )
+                    )
                 recomputed = entry_hash(r.seq, r.created_at, r.kind, r.subject_id, r.actor, r.payload_hash, r.prev_hash)
                 if recomputed != r.entry_hash:
-                    report.findings.append(AuditFinding(r.seq, "entry was edited: its hash does not match its content",
-                                                        r.subject_id))
+                    report.findings.append(
+                        AuditFinding(r.seq, "entry was edited: its hash does not match its content", r.subject_id)
+                    )
                 expected_seq, prev = r.seq + 1, r.entry_hash
                 by_kind.setdefault(r.kind, []).append(r.subject_id)
             for kind, subjects in by_kind.items():
@@ -136,16 +151,24 @@ def verify(engine: sa.Engine, hashers: Mapping[str, PayloadHasher], chunk: int =
                         continue
                     got = actual.get(r.subject_id)
                     if got is None:
-                        report.findings.append(AuditFinding(r.seq, f"the {kind} this entry records was deleted",
-                                                            r.subject_id))
+                        report.findings.append(
+                            AuditFinding(r.seq, f"the {kind} this entry records was deleted", r.subject_id)
+                        )
                     elif got != r.payload_hash:
-                        report.findings.append(AuditFinding(r.seq, f"the {kind} this entry records was edited "
-                                                            "after it was logged", r.subject_id))
+                        report.findings.append(
+                            AuditFinding(
+                                r.seq, f"the {kind} this entry records was edited after it was logged", r.subject_id
+                            )
+                        )
         last_seq = expected_seq - 1
         if last_seq != report.head_seq or (report.entries and prev != report.head_hash):
-            report.findings.append(AuditFinding(last_seq + 1 if last_seq < report.head_seq else last_seq,
-                                                f"the chain ends at entry {last_seq} but its head says "
-                                                f"{report.head_seq}: entries were cut from the end or the head edited"))
+            report.findings.append(
+                AuditFinding(
+                    last_seq + 1 if last_seq < report.head_seq else last_seq,
+                    f"the chain ends at entry {last_seq} but its head says "
+                    f"{report.head_seq}: entries were cut from the end or the head edited",
+                )
+            )
     report.findings.sort(key=lambda f: (f.seq is None, f.seq or 0))
     return report
 

@@ -1,0 +1,197 @@
+"""The FastAPI application: routers, error handlers and the engine it serves."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from fengkong import __version__, metrics
+from fengkong.api.auth import get_engine, require
+from fengkong.api.schemas import ERRORS, AuditOut, DecisionDetailOut, DecisionOut, HealthOut, PolicyIn, PolicyOut
+from fengkong.applications import ApplicationIn
+from fengkong.errors import FengkongError
+from fengkong.policy.errors import PolicyError
+from fengkong.policy.loader import load_policy_text
+from fengkong.security import Permission, Principal
+from fengkong.service import Engine
+
+log = logging.getLogger("fengkong.api")
+
+MAX_BODY_BYTES = 256 * 1024
+
+
+def create_app(engine: Engine | None = None) -> FastAPI:
+    app = FastAPI(
+        title="fengkong",
+        version=__version__,
+        description="Open, explainable credit risk control: decisions, reasons, policies and a tamper-evident audit.",
+        responses=ERRORS,
+    )
+    app.state.engine = engine if engine is not None else Engine()
+    _install_error_handlers(app)
+    _routes(app)
+    return app
+
+
+def _error_response(err: FengkongError) -> JSONResponse:
+    if 400 <= err.status < 500:
+        metrics.REJECTED.labels(err.code).inc()
+    return JSONResponse(err.as_dict(), status_code=err.status)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(FengkongError)
+    async def fengkong_error(_request: Request, exc: FengkongError) -> JSONResponse:
+        return _error_response(exc)
+
+    @app.exception_handler(PolicyError)
+    async def policy_error(_request: Request, exc: PolicyError) -> JSONResponse:
+        problems = [{"field": p.where, "code": "invalid_policy", "message": p.render(exc.source)} for p in exc.problems]
+        err = FengkongError("invalid_policy", problems[0]["message"], problems[0]["field"], 422)
+        body = err.as_dict() | {"errors": problems}
+        metrics.REJECTED.labels(err.code).inc()
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for e in exc.errors():
+            loc = [str(p) for p in e.get("loc", ())]
+            problems.append(
+                {
+                    "field": ".".join(loc[1:] if loc and loc[0] in ("query", "path", "body") else loc),
+                    "code": "invalid_field",
+                    "message": str(e.get("msg")),
+                }
+            )
+        first = problems[0] if problems else {"field": "request", "message": "invalid request"}
+        err = FengkongError("invalid_field", f"{first['field']}: {first['message']}", first["field"], 422)
+        return _error_response(err)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error: %s", type(exc).__name__)  # no message: it could hold request data
+        return JSONResponse(
+            {"code": "internal_error", "message": "the server failed; nothing was changed", "field": None},
+            status_code=500,
+        )
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def _routes(app: FastAPI) -> None:
+    application_schema = ApplicationIn.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, schema in application_schema.pop("$defs", {}).items():
+        _EXTRA_SCHEMAS[name] = schema
+    _EXTRA_SCHEMAS["ApplicationIn"] = application_schema
+
+    @app.post(
+        "/v1/applications",
+        response_model=DecisionOut,
+        tags=["decisions"],
+        summary="Decide a credit application",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApplicationIn"}}},
+            }
+        },
+    )
+    async def decide_application(
+        request: Request, engine: EngineDep, principal: Annotated[Principal, Depends(require(Permission.DECIDE))]
+    ) -> dict[str, Any]:
+        body = await _read_body(request)
+        decision = await run_in_threadpool(engine.decide_json, body, f"key:{principal.key_id}")
+        return decision.response()
+
+    @app.get(
+        "/v1/decisions/{decision_id}",
+        response_model=DecisionDetailOut,
+        tags=["decisions"],
+        summary="A stored decision with its inputs, features and explanations",
+    )
+    def get_decision(
+        decision_id: str,
+        engine: EngineDep,
+        principal: Annotated[Principal, Depends(require(Permission.READ_DECISION))],
+        reveal_pii: Annotated[
+            bool, Query(description="show identifiers unmasked (needs the view_pii permission)")
+        ] = False,
+    ) -> dict[str, Any]:
+        if reveal_pii and not principal.can(Permission.VIEW_PII):
+            raise FengkongError(
+                "forbidden", f"role {principal.role.value!r} may not view unmasked personal data", "reveal_pii", 403
+            )
+        return engine.explain(decision_id, reveal_pii=reveal_pii)
+
+    @app.get("/v1/policies", response_model=list[PolicyOut], tags=["policies"])
+    def list_policies(
+        engine: EngineDep, _p: Annotated[Principal, Depends(require(Permission.READ_POLICY))]
+    ) -> list[dict[str, Any]]:
+        return engine.list_policies()
+
+    @app.post("/v1/policies", response_model=PolicyOut, tags=["policies"], summary="Publish a policy version")
+    def publish_policy(
+        body: PolicyIn, engine: EngineDep, principal: Annotated[Principal, Depends(require(Permission.MANAGE_POLICY))]
+    ) -> dict[str, Any]:
+        compiled = load_policy_text(body.content, source="request body", features=engine.features)
+        version = engine.publish_policy(compiled, actor=f"key:{principal.key_id}", activate=body.activate)
+        return next(p for p in engine.list_policies() if p["version"] == version)
+
+    @app.get("/v1/audit/verify", response_model=AuditOut, tags=["audit"], summary="Check the audit chain")
+    def verify_audit(
+        engine: EngineDep, _p: Annotated[Principal, Depends(require(Permission.VERIFY_AUDIT))]
+    ) -> dict[str, Any]:
+        return engine.verify_audit().as_dict()
+
+    @app.get("/healthz", response_model=HealthOut, tags=["operations"])
+    def healthz(engine: EngineDep) -> Any:
+        try:
+            with engine.db.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            version = engine.active_policy_version()
+        except sa.exc.SQLAlchemyError:
+            return JSONResponse(
+                {"status": "unavailable", "database": "unreachable", "policy_version": None, "version": __version__},
+                status_code=503,
+            )
+        return {"status": "ok", "database": "ok", "policy_version": version, "version": __version__}
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    def prometheus_metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = original()
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(_EXTRA_SCHEMAS)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+_EXTRA_SCHEMAS: dict[str, Any] = {}
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise FengkongError("body_too_large", f"the request body exceeds {MAX_BODY_BYTES} bytes", "body", 413)
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise FengkongError("body_too_large", f"the request body exceeds {MAX_BODY_BYTES} bytes", "body", 413)
+    return body
+
+
+__all__ = ["create_app"]

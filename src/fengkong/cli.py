@@ -1,0 +1,298 @@
+"""The command line: `fengkong serve | decide | explain | policy | audit | apikey | db`.
+
+The CLI talks to the database directly, so whoever can run it with the database URL holds the admin role;
+give analysts and systems API keys instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fengkong.domain import Language, Role
+from fengkong.errors import FengkongError
+from fengkong.policy.errors import PolicyError
+
+app = typer.Typer(
+    help="fengkong (风控): open, explainable credit risk control.", no_args_is_help=True, pretty_exceptions_enable=False
+)
+policy_app = typer.Typer(help="Check, publish and list policies.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit chain.", no_args_is_help=True)
+apikey_app = typer.Typer(help="API keys for the HTTP door.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+app.add_typer(audit_app, name="audit")
+app.add_typer(apikey_app, name="apikey")
+app.add_typer(db_app, name="db")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="FENGKONG_DATABASE_URL",
+        help="SQLAlchemy URL; default: fengkong.db in the working directory",
+    ),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
+
+
+def _engine(url: str | None, policy: Path | None = None) -> Any:
+    from fengkong.service import Engine
+
+    return Engine(url, policy=policy)
+
+
+def _fail(exc: FengkongError | PolicyError, as_json: bool = False) -> None:
+    if isinstance(exc, PolicyError):
+        payload: dict[str, Any] = {
+            "code": "invalid_policy",
+            "message": str(exc),
+            "field": None,
+            "errors": [{"field": p.where, "message": p.render(exc.source)} for p in exc.problems],
+        }
+    else:
+        payload = exc.as_dict()
+    if as_json:
+        out.print_json(json.dumps(payload, ensure_ascii=False))
+    else:
+        err.print(f"[bold red]error[/] {payload['code']}: {payload['message']}", highlight=False, markup=True)
+        for problem in payload.get("errors") or []:
+            if problem.get("message") and problem["message"] not in payload["message"]:
+                err.print(f"  - {problem.get('field')}: {problem['message']}", highlight=False, markup=False)
+    raise typer.Exit(2 if isinstance(exc, FengkongError) and exc.status >= 500 else 1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    policy: Annotated[Path | None, typer.Option(help="publish and activate this policy file at start")] = None,
+    database_url: DatabaseUrl = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+) -> None:
+    """Start the HTTP service (API under /v1, health at /healthz, metrics at /metrics)."""
+    import uvicorn
+
+    from fengkong.api import create_app
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        engine = _engine(database_url, policy)
+    except (FengkongError, PolicyError) as exc:
+        _fail(exc)
+    err.print(
+        f"fengkong on http://{host}:{port}  database={engine.db.url.render_as_string(hide_password=True)}  "
+        f"policy={engine.active_policy_version()}",
+        highlight=False,
+    )
+    uvicorn.run(create_app(engine), host=host, port=port, log_level=log_level.lower(), access_log=False)
+
+
+@app.command()
+def decide(
+    file: Annotated[Path, typer.Argument(help="application JSON file, or - for standard input")],
+    as_json: AsJson = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Decide a credit application from a JSON file (same body as POST /v1/applications)."""
+    body = sys.stdin.read() if str(file) == "-" else _read(file)
+    try:
+        decision = _engine(database_url).decide_json(body, actor="cli")
+    except FengkongError as exc:
+        _fail(exc, as_json)
+    response = decision.response()
+    if as_json:
+        out.print_json(json.dumps(response, ensure_ascii=False))
+        return
+    colour = {"approve": "green", "review": "yellow", "decline": "red"}[response["outcome"]]
+    out.print(f"[bold {colour}]{response['outcome'].upper()}[/]  decision {response['decision_id']}")
+    if response["limit"] is not None:
+        out.print(f"limit {response['currency']} {response['limit']:,.0f}   APR {response['apr']:.2%}")
+    for r in response["reasons"]:
+        out.print(f"  {r['code']}: {r['text']}", highlight=False)
+    out.print(f"policy {response['policy_version']}  model {response['model_version']}", style="dim")
+
+
+def _read(file: Path) -> str:
+    try:
+        return file.read_text(encoding="utf-8")
+    except OSError as exc:
+        err.print(f"[bold red]error[/] cannot read {file}: {exc.strerror}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def explain(
+    decision_id: Annotated[str, typer.Argument(help="a decision id, e.g. dec_01J...")],
+    lang: Annotated[Language, typer.Option(help="language of the customer view")] = Language.ZH,
+    as_json: AsJson = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Explain a stored decision: the analyst view and the customer view."""
+    try:
+        detail = _engine(database_url).explain(decision_id)
+    except FengkongError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        out.print_json(json.dumps(detail, ensure_ascii=False))
+        return
+    analyst = detail["explanation"]["analyst"]
+    out.print(f"[bold]{detail['decision_id']}[/]  {analyst['summary']}", highlight=False)
+    out.print(f"reproduced under its policy version: {detail['reproduced']}")
+    if analyst["rule_hits"]:
+        table = Table("rule", "action", "reason", "condition", "values", title="rules fired")
+        for hit in analyst["rule_hits"]:
+            table.add_row(hit["id"], hit["action"], hit["reason"], hit["condition"], json.dumps(hit["values"]))
+        out.print(table)
+    score = analyst["score"]
+    table = Table(
+        "characteristic",
+        "value",
+        "bin",
+        "points",
+        "lost",
+        "reason",
+        title=f"score {score['value']:g} ({score['model_version']})",
+    )
+    for line in score["characteristics"]:
+        table.add_row(
+            line["name"],
+            str(line["value"]),
+            line["bin"],
+            f"{line['points']:g}",
+            f"{line['points_lost']:g}",
+            line["reason"],
+        )
+    out.print(table)
+    customer = detail["explanation"]["customer"][lang.value]
+    out.print(f"\n[bold]customer ({lang.value})[/]: {customer['headline']}", highlight=False)
+    for r in customer["reasons"]:
+        out.print(f"  - {r['text']} {r['advice']}", highlight=False)
+    out.print(f"  {customer['appeal']}", highlight=False)
+
+
+@policy_app.command("check")
+def policy_check(
+    file: Annotated[Path, typer.Argument(help="policy YAML file")],
+    as_json: AsJson = False,
+) -> None:
+    """Validate a policy file: syntax, feature names, types, reason codes, tables and scorecard."""
+    from fengkong.policy.loader import load_policy_file
+
+    try:
+        compiled = load_policy_file(file)
+    except PolicyError as exc:
+        _fail(exc, as_json)
+    summary = {
+        "ok": True,
+        "policy": compiled.name,
+        "version": compiled.version,
+        "rules": len(compiled.spec.rules),
+        "model_version": compiled.model_version,
+        "features": compiled.inputs,
+        "content_hash": compiled.content_hash,
+    }
+    if as_json:
+        out.print_json(json.dumps(summary))
+    else:
+        out.print(
+            f"[green]OK[/] {file}: policy {compiled.name} {compiled.version}, {len(compiled.spec.rules)} rules, "
+            f"scorecard {compiled.model_version}",
+            highlight=False,
+        )
+
+
+@policy_app.command("publish")
+def policy_publish(
+    file: Annotated[Path, typer.Argument(help="policy YAML file")],
+    activate: Annotated[bool, typer.Option("--activate", help="make it the policy new decisions use")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Store a policy version (immutable once published), optionally activating it."""
+    from fengkong.policy.loader import load_policy_file
+
+    try:
+        compiled = load_policy_file(file)
+        version = _engine(database_url).publish_policy(compiled, actor="cli", activate=activate)
+    except (FengkongError, PolicyError) as exc:
+        _fail(exc)
+    out.print(f"published {version}{' (active)' if activate else ''}")
+
+
+@policy_app.command("list")
+def policy_list(as_json: AsJson = False, database_url: DatabaseUrl = None) -> None:
+    """List published policy versions."""
+    rows = _engine(database_url).list_policies()
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table("version", "name", "active", "model", "created")
+    for r in rows:
+        table.add_row(r["version"], r["name"], "yes" if r["active"] else "", r["model_version"], r["created_at"])
+    out.print(table)
+
+
+@audit_app.command("verify")
+def audit_verify(as_json: AsJson = False, database_url: DatabaseUrl = None) -> None:
+    """Check the audit chain; exits 1 and names the first bad entry if anything was edited or removed."""
+    report = _engine(database_url).verify_audit()
+    if as_json:
+        out.print_json(json.dumps(report.as_dict()))
+    elif report.ok:
+        out.print(f"[green]OK[/] audit chain intact: {report.entries} entries, head {report.head_hash}")
+    else:
+        err.print(f"[bold red]TAMPERED[/] first bad entry: {report.first_bad_seq}")
+        for f in report.findings:
+            err.print(f"  seq {f.seq}: {f.problem}" + (f" ({f.subject_id})" if f.subject_id else ""), highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@apikey_app.command("create")
+def apikey_create(
+    role: Annotated[Role, typer.Option(help="system, analyst, auditor or admin")],
+    name: Annotated[str, typer.Option(help="who or what will use it")] = "",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create an API key. The key is printed once, as the last line; only its hash is stored."""
+    key = _engine(database_url).create_api_key(role, name=name, actor="cli")
+    err.print(f"created a {role.value} key; store it now, it cannot be shown again:")
+    print(key)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(
+    key_id: Annotated[str, typer.Argument(help="the 12-character id in the key: fk_<id>_...")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Revoke an API key (takes effect within 10 seconds on running servers)."""
+    try:
+        _engine(database_url).revoke_api_key(key_id)
+    except FengkongError as exc:
+        _fail(exc)
+    out.print(f"revoked {key_id}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DatabaseUrl = None) -> None:
+    """Apply database migrations."""
+    from fengkong.store.db import create_db_engine, current_revision, migrate
+    from fengkong.store.db import database_url as resolve
+
+    engine = create_db_engine(resolve(database_url))
+    migrate(engine)
+    out.print(f"schema at revision {current_revision(engine)}")
+
+
+def main() -> None:
+    app()
