@@ -8,14 +8,25 @@ aged 17 is a valid application that the policy declines; an applicant aged 300 i
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from fengkong.features.registry import EMPLOYMENT_TYPES
 
 Employment = Literal["salaried", "self_employed", "business_owner", "freelance", "student", "retired", "unemployed"]
 assert set(EMPLOYMENT_TYPES) == set(Employment.__args__)  # type: ignore[attr-defined]
+
+
+
+def _whole_number(value: Any) -> Any:
+    """JSON has one number type: accept 36.0 as 36 (as JSON Schema does), never "36" or 36.5."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Whole = Annotated[int, BeforeValidator(_whole_number)]
 
 _SHA256 = r"^[0-9a-f]{64}$"
 _REF = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
@@ -35,7 +46,12 @@ class Identity(_Strict):
     bank_card: str | None = Field(None, pattern=r"^[0-9][0-9 ]{11,22}$")
     bank_card_hash: str | None = Field(None, pattern=_SHA256)
     device_id: str | None = Field(None, min_length=1, max_length=128)
-    ip: str | None = Field(None, max_length=45)
+    ip: Annotated[
+        str | None,
+        WithJsonSchema(
+            {"anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}, {"type": "null"}]}
+        ),
+    ] = Field(None, max_length=45)
 
     @field_validator("ip")
     @classmethod
@@ -58,21 +74,21 @@ class Identity(_Strict):
 
 
 class Applicant(_Strict):
-    age: int = Field(ge=0, le=120, description="declared age in years")
+    age: Whole = Field(ge=0, le=120, description="declared age in years")
     monthly_income: float = Field(ge=0, le=100_000_000, description="declared monthly income, product currency")
     employment: Employment
-    employment_months: int | None = Field(None, ge=0, le=960)
+    employment_months: Annotated[int, Field(ge=0, le=960), BeforeValidator(_whole_number)] | None = None
 
 
 class Bureau(_Strict):
     """The credit-bureau summary the lender obtained (PBOC or a licensed personal credit agency)."""
 
-    inquiries_7d: int = Field(ge=0, le=10_000)
-    inquiries_30d: int = Field(ge=0, le=10_000)
-    inquiries_90d: int = Field(ge=0, le=10_000)
-    active_loans: int = Field(ge=0, le=10_000)
+    inquiries_7d: Whole = Field(ge=0, le=10_000)
+    inquiries_30d: Whole = Field(ge=0, le=10_000)
+    inquiries_90d: Whole = Field(ge=0, le=10_000)
+    active_loans: Whole = Field(ge=0, le=10_000)
     total_debt: float = Field(ge=0, le=10_000_000_000)
-    worst_delinquency_days: int = Field(ge=0, le=100_000)
+    worst_delinquency_days: Whole = Field(ge=0, le=100_000)
 
     @model_validator(mode="after")
     def _windows_nested(self) -> Bureau:
@@ -88,7 +104,7 @@ class ApplicationIn(_Strict):
     customer_id: str = Field(pattern=_REF, description="the lender's customer reference (not a personal identifier)")
     product: str = Field("consumer_line", pattern=r"^[a-z][a-z0-9_]{0,31}$")
     requested_amount: float | None = Field(None, gt=0, le=100_000_000)
-    policy_version: str | None = Field(None, max_length=64, description="decide under this version, not the active one")
+    policy_version: str | None = Field(None, pattern=r"^[\w.\-]{1,64}$", description="decide under this version, not the active one")
     language: Literal["zh", "en"] = "zh"
     identity: Identity
     applicant: Applicant

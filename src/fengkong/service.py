@@ -88,6 +88,10 @@ class Decision:
 class Engine:
     """fengkong's engine. Thread-safe: one instance serves every request of a process."""
 
+    #: How long this process trusts its cached idea of which policy is active before reading it again, so that a
+    #: policy activated elsewhere (the CLI, another API replica) is used here within this many seconds.
+    active_policy_refresh_seconds: float = 1.0
+
     def __init__(
         self,
         database_url_: str | None = None,
@@ -109,6 +113,7 @@ class Engine:
         self.features = features
         self._policies: dict[str, CompiledPolicy] = {}
         self._active_version: str | None = None
+        self._active_checked = 0.0  # time.monotonic() when _active_version was last read from the store
         self._lock = threading.Lock()
         self._key_cache: dict[str, tuple[float, Principal | None]] = {}
         if policy is not None:
@@ -184,6 +189,7 @@ class Engine:
         self._policies[compiled.version] = compiled
         if activate:
             self._active_version = compiled.version
+            self._active_checked = time.monotonic()
         return compiled.version
 
     def active_policy_version(self) -> str | None:
@@ -193,10 +199,13 @@ class Engine:
     def policy(self, version: str | None = None) -> CompiledPolicy:
         """A compiled policy by version (the active one by default), loaded from the store once."""
         if version is None:
-            version = self._active_version or self.active_policy_version()
+            now = time.monotonic()
+            if self._active_version is None or now - self._active_checked >= self.active_policy_refresh_seconds:
+                self._active_version = self.active_policy_version() or self._active_version
+                self._active_checked = now
+            version = self._active_version
             if version is None:
                 raise FengkongError("no_active_policy", "no policy is active; publish one with --activate", None, 503)
-            self._active_version = version
         compiled = self._policies.get(version)
         if compiled is not None:
             return compiled
@@ -541,7 +550,7 @@ def decision_content_hash(record: Mapping[str, Any]) -> str:
 
 def _decision_hashes(conn: sa.Connection, ids: list[str]) -> dict[str, str]:
     rows = conn.execute(sa.select(decisions).where(decisions.c.id.in_(ids))).mappings().all()
-    return {r["id"]: decision_content_hash(r) for r in rows}
+    return {r["id"]: decision_content_hash(dict(r)) for r in rows}
 
 
 def _policy_payload_hash(version: str, content_hash: str) -> str:

@@ -11,12 +11,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fengkong import __version__, metrics
 from fengkong.api.auth import get_engine, require
 from fengkong.api.schemas import ERRORS, AuditOut, DecisionDetailOut, DecisionOut, HealthOut, PolicyIn, PolicyOut
 from fengkong.applications import ApplicationIn
-from fengkong.errors import FengkongError
+from fengkong.errors import FengkongError, FieldProblem
 from fengkong.policy.errors import PolicyError
 from fengkong.policy.loader import load_policy_text
 from fengkong.security import Permission, Principal
@@ -63,17 +64,34 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def request_validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = []
         for e in exc.errors():
+            kind = str(e.get("type"))
+            if kind == "json_invalid":  # the body is not JSON: the same answer as POST /v1/applications gives
+                return _error_response(
+                    FengkongError("malformed_json", "the request body is not valid JSON", "body", 400)
+                )
             loc = [str(p) for p in e.get("loc", ())]
-            problems.append(
-                {
-                    "field": ".".join(loc[1:] if loc and loc[0] in ("query", "path", "body") else loc),
-                    "code": "invalid_field",
-                    "message": str(e.get("msg")),
-                }
-            )
-        first = problems[0] if problems else {"field": "request", "message": "invalid request"}
-        err = FengkongError("invalid_field", f"{first['field']}: {first['message']}", first["field"], 422)
+            field = ".".join(loc[1:] if loc and loc[0] in ("query", "path", "body") else loc) or "body"
+            code = {"missing": "missing_field", "extra_forbidden": "unknown_field"}.get(kind, "invalid_field")
+            problems.append(FieldProblem(field, str(e.get("msg")), code))
+        first = problems[0] if problems else FieldProblem("request", "invalid request")
+        err = FengkongError(first.code, f"{first.field}: {first.message}", first.field, 422, problems)
         return _error_response(err)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        code = codes.get(exc.status_code, "http_error")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette answers for the first route whose path matches; list the methods of every such route.
+            allowed: set[str] = set()
+            for route in request.app.routes:
+                regex = getattr(route, "path_regex", None)
+                if regex is not None and regex.match(request.url.path):
+                    allowed |= set(getattr(route, "methods", None) or ())
+            headers["Allow"] = ", ".join(sorted(allowed))
+        message = f"{request.method} {request.url.path}: {exc.detail}"
+        return JSONResponse({"code": code, "message": message, "field": None}, exc.status_code, headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -181,5 +181,5 @@ def _chunks(conn: sa.Connection, size: int) -> Iterator[list[Any]]:
         ).all()
         if not rows:
             return
-        yield rows
+        yield list(rows)
         after = rows[-1].seq
