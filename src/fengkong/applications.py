@@ -18,7 +18,6 @@ Employment = Literal["salaried", "self_employed", "business_owner", "freelance",
 assert set(EMPLOYMENT_TYPES) == set(Employment.__args__)  # type: ignore[attr-defined]
 
 
-
 def _whole_number(value: Any) -> Any:
     """JSON has one number type: accept 36.0 as 36 (as JSON Schema does), never "36" or 36.5."""
     if isinstance(value, float) and value.is_integer():
@@ -74,7 +73,9 @@ class Identity(_Strict):
 
 
 class Applicant(_Strict):
-    age: Whole = Field(ge=0, le=120, description="declared age in years")
+    age: Annotated[int, Field(ge=0, le=120), BeforeValidator(_whole_number)] | None = Field(
+        None, description="declared age in years; may be omitted when a raw id_number is sent (read from it then)"
+    )
     monthly_income: float = Field(ge=0, le=100_000_000, description="declared monthly income, product currency")
     employment: Employment
     employment_months: Annotated[int, Field(ge=0, le=960), BeforeValidator(_whole_number)] | None = None
@@ -104,7 +105,9 @@ class ApplicationIn(_Strict):
     customer_id: str = Field(pattern=_REF, description="the lender's customer reference (not a personal identifier)")
     product: str = Field("consumer_line", pattern=r"^[a-z][a-z0-9_]{0,31}$")
     requested_amount: float | None = Field(None, gt=0, le=100_000_000)
-    policy_version: str | None = Field(None, pattern=r"^[\w.\-]{1,64}$", description="decide under this version, not the active one")
+    policy_version: str | None = Field(
+        None, pattern=r"^[\w.\-]{1,64}$", description="decide under this version, not the active one"
+    )
     language: Literal["zh", "en"] = "zh"
     identity: Identity
     applicant: Applicant

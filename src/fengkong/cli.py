@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from fengkong.domain import Language, Role
@@ -65,7 +66,8 @@ def _fail(exc: FengkongError | PolicyError, as_json: bool = False) -> None:
     if as_json:
         out.print_json(json.dumps(payload, ensure_ascii=False))
     else:
-        err.print(f"[bold red]error[/] {payload['code']}: {payload['message']}", highlight=False, markup=True)
+        # escape: a message quotes the user's text (e.g. `x in [a]`), which rich would otherwise read as markup
+        err.print(f"[bold red]error[/] {payload['code']}: {escape(payload['message'])}", highlight=False, markup=True)
         for problem in payload.get("errors") or []:
             if problem.get("message") and problem["message"] not in payload["message"]:
                 err.print(f"  - {problem.get('field')}: {problem['message']}", highlight=False, markup=False)
@@ -251,7 +253,9 @@ def audit_verify(as_json: AsJson = False, database_url: DatabaseUrl = None) -> N
     elif report.ok:
         out.print(f"[green]OK[/] audit chain intact: {report.entries} entries, head {report.head_hash}")
     else:
-        err.print(f"[bold red]TAMPERED[/] first bad entry: {report.first_bad_seq}")
+        first = report.first_bad_seq
+        where = f"first bad entry: {first}" if first is not None else "rows were changed outside the audit chain"
+        err.print(f"[bold red]TAMPERED[/] {where}")
         for f in report.findings:
             err.print(f"  seq {f.seq}: {f.problem}" + (f" ({f.subject_id})" if f.subject_id else ""), highlight=False)
     if not report.ok:

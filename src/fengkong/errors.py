@@ -35,8 +35,9 @@ class FengkongError(Exception):
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"code": self.code, "message": self.message, "field": self.field}
-        if self.problems:
-            out["errors"] = [p.as_dict() for p in self.problems]
+        problems = self.problems or ([FieldProblem(self.field, self.message, self.code)] if self.field else [])
+        if problems:
+            out["errors"] = [p.as_dict() for p in problems]
         return out
 
 

@@ -28,7 +28,17 @@ from fengkong.errors import FengkongError, from_validation_error, not_found
 from fengkong.explain import analyst_view, customer_view
 from fengkong.features.application import application_features
 from fengkong.features.registry import FEATURES, FeatureRegistry
-from fengkong.pii import IdFacts, PiiVault, inspect_id_number, load_or_create_secret, mask, normalize, sha256_hex
+from fengkong.pii import (
+    MIN_SECRET_BYTES,
+    IdFacts,
+    PiiVault,
+    SecretKeyError,
+    inspect_id_number,
+    load_or_create_secret,
+    mask,
+    normalize,
+    sha256_hex,
+)
 from fengkong.policy.compiler import CompiledPolicy
 from fengkong.policy.errors import PolicyError
 from fengkong.policy.loader import DEFAULT_POLICY_PATH, load_policy_file, load_policy_text
@@ -109,6 +119,8 @@ class Engine:
             secret = load_or_create_secret(self._default_secret_path())
         else:
             secret = secret_key.encode() if isinstance(secret_key, str) else secret_key
+            if len(secret) < MIN_SECRET_BYTES:
+                raise SecretKeyError(f"secret_key must be at least {MIN_SECRET_BYTES} bytes")
         self.vault = PiiVault(secret)
         self.features = features
         self._policies: dict[str, CompiledPolicy] = {}
@@ -116,10 +128,13 @@ class Engine:
         self._active_checked = 0.0  # time.monotonic() when _active_version was last read from the store
         self._lock = threading.Lock()
         self._key_cache: dict[str, tuple[float, Principal | None]] = {}
-        if policy is not None:
-            self.publish_policy(load_policy_file(policy, features), actor="startup", activate=True)
-        elif self.active_policy_version() is None:
-            self.publish_policy(load_policy_file(DEFAULT_POLICY_PATH, features), actor="startup", activate=True)
+        if policy is not None or self.active_policy_version() is None:
+            compiled = load_policy_file(policy if policy is not None else DEFAULT_POLICY_PATH, features)
+            try:
+                self.publish_policy(compiled, actor="startup", activate=True)
+            except sa.exc.IntegrityError:
+                # Another replica starting at the same moment published it first; ours is now a no-op.
+                self.publish_policy(compiled, actor="startup", activate=True)
 
     def _default_secret_path(self) -> Path:
         url = sa.make_url(self.database_url)
@@ -263,6 +278,13 @@ class Engine:
                 app = ApplicationIn.model_validate(application)
             except ValidationError as exc:
                 raise from_validation_error(exc) from None
+        if app.applicant.age is None and app.identity.id_number is None:
+            raise FengkongError(
+                "missing_field",
+                "applicant.age is required unless a raw identity.id_number is sent (the age is then read from it)",
+                "applicant.age",
+                422,
+            )
         policy = self.policy(app.policy_version)
         today = dt.date.today()
         inputs, identity_plain, id_facts = self._protect(app, today)
@@ -347,7 +369,7 @@ class Engine:
             elif given_hash is not None:
                 protected[f"{kind}_key"] = self.vault.keyed_hash(kind, given_hash)
         id_facts = inspect_id_number(ident.id_number, today) if ident.id_number is not None else None
-        inputs = app.model_dump(mode="json", exclude={"identity"})
+        inputs = app.model_dump(mode="json", exclude={"identity"}, exclude_unset=True)  # what the lender sent
         inputs["identity"] = protected
         return inputs, plain, id_facts
 
@@ -442,25 +464,44 @@ class Engine:
     # ------------------------------------------------------------------------------------------ audit
 
     def verify_audit(self) -> audit.AuditReport:
-        report = audit.verify(self.db, {"decision": _decision_hashes, "policy_published": _policy_hashes})
+        """Walk the chain, recompute what it vouches for, and look for rows that bypassed it."""
+        hashers = {
+            "decision": _decision_hashes,
+            "policy_published": _policy_hashes,
+            "api_key_created": _api_key_hashes,
+            "api_key_revoked": _api_key_revocation_hashes,
+        }
+        report = audit.verify(self.db, hashers)
         with self.db.connect() as conn:
-            orphans = (
-                conn.execute(
-                    sa.select(decisions.c.id)
-                    .where(
-                        ~sa.exists().where(
-                            (audit_log.c.subject_id == decisions.c.id) & (audit_log.c.kind == "decision")
+            for table, id_col, kind in (
+                (decisions, decisions.c.id, "decision"),
+                (policies, policies.c.version, "policy_published"),
+                (api_keys, api_keys.c.id, "api_key_created"),
+            ):
+                logged = sa.exists().where((audit_log.c.subject_id == id_col) & (audit_log.c.kind == kind))
+                for orphan in conn.execute(sa.select(id_col).where(~logged).limit(10)).scalars():
+                    report.findings.append(
+                        audit.AuditFinding(
+                            None, f"{table.name} row has no audit entry (written outside fengkong)", orphan
                         )
                     )
-                    .limit(10)
+            last_activation = conn.execute(
+                sa.select(audit_log.c.seq, audit_log.c.subject_id)
+                .where(audit_log.c.kind == "policy_activated")
+                .order_by(audit_log.c.seq.desc())
+                .limit(1)
+            ).one_or_none()
+            active = conn.execute(sa.select(policies.c.version).where(policies.c.active)).scalars().all()
+            expected = [] if last_activation is None else [last_activation.subject_id]
+            if sorted(active) != expected:
+                report.findings.append(
+                    audit.AuditFinding(
+                        None,
+                        f"active policy is {active or 'none'} but the last audited activation is "
+                        f"{expected or 'none'}: the active flag was changed outside fengkong",
+                        ",".join(active) or None,
+                    )
                 )
-                .scalars()
-                .all()
-            )
-        for decision_id in orphans:
-            report.findings.append(
-                audit.AuditFinding(None, "decision has no audit entry (inserted outside the engine)", decision_id)
-            )
         return report
 
     # ------------------------------------------------------------------------------------------ API keys
@@ -480,7 +521,7 @@ class Engine:
                     id=key_id, key_hash=key_hash, role=role.value, name=name or role.value, created_at=now
                 )
             )
-            audit.append(conn, "api_key_created", key_id, actor, audit.content_hash([key_id, role.value]), now)
+            audit.append(conn, "api_key_created", key_id, actor, _api_key_payload(key_id, role.value, key_hash), now)
         return key
 
     def revoke_api_key(self, key_id: str, actor: str = "cli") -> None:
@@ -493,7 +534,7 @@ class Engine:
             ).rowcount
             if not done:
                 raise not_found("api_key", key_id, "key_id")
-            audit.append(conn, "api_key_revoked", key_id, actor, audit.content_hash([key_id, "revoked"]), now)
+            audit.append(conn, "api_key_revoked", key_id, actor, _revoked_payload(key_id), now)
         self._key_cache.clear()
 
     def authenticate(self, key: str | None) -> Principal | None:
@@ -560,6 +601,24 @@ def _policy_payload_hash(version: str, content_hash: str) -> str:
 def _policy_hashes(conn: sa.Connection, versions: list[str]) -> dict[str, str]:
     rows = conn.execute(sa.select(policies.c.version, policies.c.content).where(policies.c.version.in_(versions))).all()
     return {r.version: _policy_payload_hash(r.version, hashlib.sha256(r.content.encode()).hexdigest()) for r in rows}
+
+
+def _api_key_payload(key_id: str, role: str, key_hash: str) -> str:
+    return audit.content_hash({"key_id": key_id, "role": role, "key_hash": key_hash})
+
+
+def _revoked_payload(key_id: str) -> str:
+    return audit.content_hash({"key_id": key_id, "revoked": True})
+
+
+def _api_key_hashes(conn: sa.Connection, ids: list[str]) -> dict[str, str]:
+    rows = conn.execute(sa.select(api_keys).where(api_keys.c.id.in_(ids))).all()
+    return {r.id: _api_key_payload(r.id, r.role, r.key_hash) for r in rows}
+
+
+def _api_key_revocation_hashes(conn: sa.Connection, ids: list[str]) -> dict[str, str]:
+    rows = conn.execute(sa.select(api_keys.c.id, api_keys.c.revoked_at).where(api_keys.c.id.in_(ids))).all()
+    return {r.id: _revoked_payload(r.id) if r.revoked_at is not None else "not revoked" for r in rows}
 
 
 __all__ = ["Decision", "Engine", "FengkongError", "PolicyError"]

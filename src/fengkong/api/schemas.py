@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ReasonOut(BaseModel):
@@ -57,7 +57,9 @@ class PolicyOut(BaseModel):
 
 
 class PolicyIn(BaseModel):
-    content: str
+    model_config = ConfigDict(extra="forbid")  # a misspelt "activate" must not be ignored silently
+
+    content: str = Field(min_length=1, max_length=1_000_000, description="the policy YAML text")
     activate: bool = False
 
 

@@ -12,12 +12,11 @@ from fengkong.pii import IdFacts
 def application_features(app: ApplicationIn, id_facts: IdFacts | None, today: dt.date) -> dict[str, Any]:
     a, b = app.applicant, app.bureau
     income = a.monthly_income
-    gap = None
-    if id_facts is not None and id_facts.valid:
-        id_age = id_facts.age_on(today)
-        gap = None if id_age is None else float(abs(id_age - a.age))
+    id_age = id_facts.age_on(today) if id_facts is not None and id_facts.valid else None
+    gap = None if id_age is None or a.age is None else float(abs(id_age - a.age))
+    age = a.age if a.age is not None else id_age
     return {
-        "age": float(a.age),
+        "age": None if age is None else float(age),
         "monthly_income": income,
         "employment": a.employment,
         "employment_months": None if a.employment_months is None else float(a.employment_months),
