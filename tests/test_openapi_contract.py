@@ -47,9 +47,9 @@ def _breaks_cross_field_rules(body: Any) -> bool:
         if identity.get("id_number") is None and identity.get("id_number_hash") is None:
             return True
     applicant = body.get("applicant")
-    if isinstance(applicant, dict) and applicant.get("age") is None:
-        if not isinstance(identity, dict) or identity.get("id_number") is None:
-            return True  # the age can only be left out when it can be read from a raw ID number
+    no_raw_id = not isinstance(identity, dict) or identity.get("id_number") is None
+    if isinstance(applicant, dict) and applicant.get("age") is None and no_raw_id:
+        return True  # the age can only be left out when it can be read from a raw ID number
     bureau = body.get("bureau")
     if isinstance(bureau, dict):
         windows = [bureau.get(k) for k in ("inquiries_7d", "inquiries_30d", "inquiries_90d")]
