@@ -320,7 +320,7 @@ class Engine:
         record["content_hash"] = decision_content_hash(record)
         try:
             with self.db.begin() as conn:
-                conn.execute(sa.insert(decisions).values(record))
+                conn.execute(_INSERT_DECISION, record)
                 audit.append(conn, "decision", decision_id, actor, record["content_hash"], now)
         except sa.exc.IntegrityError:
             # Two retries of one application raced: the other one won; answer as it did.
@@ -557,6 +557,9 @@ class Engine:
             self._key_cache.clear()
         self._key_cache[cache_key] = (now, principal)
         return principal
+
+
+_INSERT_DECISION = sa.insert(decisions)
 
 
 def _now() -> dt.datetime:

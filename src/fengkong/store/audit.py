@@ -43,6 +43,15 @@ def entry_hash(
     return content_hash([seq, timestamp_text(created_at), kind, subject_id, actor, payload_hash, prev_hash])
 
 
+# Built once: statements with bound parameters skip SQLAlchemy's per-call construction.
+_BUMP_HEAD = sa.update(audit_head).where(audit_head.c.id == 1).values(seq=audit_head.c.seq + 1)
+_READ_HEAD = sa.select(audit_head.c.seq, audit_head.c.entry_hash).where(audit_head.c.id == 1)
+_INSERT_ENTRY = sa.insert(audit_log)
+_SET_HEAD_HASH = (
+    sa.update(audit_head).where(audit_head.c.id == 1).values(entry_hash=sa.bindparam("new_hash"))
+)
+
+
 def append(
     conn: sa.Connection, kind: str, subject_id: str, actor: str, payload_hash: str, created_at: dt.datetime
 ) -> int:
@@ -51,22 +60,23 @@ def append(
     The head row is updated *first*: that takes the write lock (SQLite) or the row lock (PostgreSQL)
     before anything is read, so concurrent appenders queue instead of forking the chain.
     """
-    conn.execute(sa.update(audit_head).where(audit_head.c.id == 1).values(seq=audit_head.c.seq + 1))
-    seq, prev = conn.execute(sa.select(audit_head.c.seq, audit_head.c.entry_hash).where(audit_head.c.id == 1)).one()
+    conn.execute(_BUMP_HEAD)
+    seq, prev = conn.execute(_READ_HEAD).one()
     digest = entry_hash(seq, created_at, kind, subject_id, actor, payload_hash, prev)
     conn.execute(
-        sa.insert(audit_log).values(
-            seq=seq,
-            created_at=created_at,
-            kind=kind,
-            subject_id=subject_id,
-            actor=actor,
-            payload_hash=payload_hash,
-            prev_hash=prev,
-            entry_hash=digest,
-        )
+        _INSERT_ENTRY,
+        {
+            "seq": seq,
+            "created_at": created_at,
+            "kind": kind,
+            "subject_id": subject_id,
+            "actor": actor,
+            "payload_hash": payload_hash,
+            "prev_hash": prev,
+            "entry_hash": digest,
+        },
     )
-    conn.execute(sa.update(audit_head).where(audit_head.c.id == 1).values(entry_hash=digest))
+    conn.execute(_SET_HEAD_HASH, {"new_hash": digest})
     return int(seq)
 
 

@@ -1,0 +1,142 @@
+"""The shape of each event type. One model per type, chosen by the ``type`` field.
+
+Identifiers (device id, IP, phone, payee account) are personal data: the engine replaces them with keyed
+hashes before anything is stored or counted, exactly as for applications.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+_REF = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
+Amount = Annotated[float, Field(gt=0, le=1_000_000_000)]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+
+    event_id: str = Field(pattern=_REF, description="unique per event; a retry with the same id is counted once")
+    customer_id: str = Field(pattern=_REF)
+    occurred_at: AwareDatetime = Field(strict=False, description="when it happened, ISO 8601 with a time zone")
+    device_id: str | None = Field(None, min_length=1, max_length=128)
+    ip: str | None = Field(None, min_length=2, max_length=45)
+
+    @property
+    def ts(self) -> float:
+        return self.occurred_at.timestamp()
+
+    def utc(self) -> dt.datetime:
+        return self.occurred_at.astimezone(dt.UTC)
+
+
+class Login(_Event):
+    type: Literal["login"]
+    success: bool = True
+
+
+class DeviceBound(_Event):
+    type: Literal["device_bound"]
+    device_id: str = Field(min_length=1, max_length=128)
+
+
+class PasswordChanged(_Event):
+    type: Literal["password_changed"]
+
+
+class ApplicationEvent(_Event):
+    """Recorded by the decision path itself; lenders need not send it."""
+
+    type: Literal["application"]
+    phone: str | None = Field(None, max_length=32)
+    id_number: str | None = Field(None, max_length=18)
+    bank_card: str | None = Field(None, max_length=23)
+    outcome: Literal["approve", "review", "decline"] | None = None
+    decision_id: str | None = Field(None, max_length=40)
+
+
+class Payment(_Event):
+    """The customer pays a merchant (e.g. with the credit line)."""
+
+    type: Literal["payment"]
+    merchant_id: str = Field(pattern=_REF)
+    amount: Amount
+
+
+class MerchantPayout(_Event):
+    """A merchant sends money to a person: the return leg of a cash-out (套现) loop when that person paid it."""
+
+    type: Literal["merchant_payout"]
+    merchant_id: str = Field(pattern=_REF)
+    amount: Amount
+
+
+class TransferOut(_Event):
+    type: Literal["transfer_out"]
+    payee: str = Field(min_length=1, max_length=64, description="the receiving account")
+    amount: Amount
+
+
+class Drawdown(_Event):
+    type: Literal["drawdown"]
+    amount: Amount
+    line_id: str | None = Field(None, pattern=_REF)
+
+
+class Repayment(_Event):
+    type: Literal["repayment"]
+    amount: Amount
+    loan_id: str | None = Field(None, pattern=_REF)
+
+
+class BureauUpdate(_Event):
+    type: Literal["bureau_update"]
+    inquiries_7d: int = Field(ge=0, le=10_000)
+    inquiries_30d: int = Field(ge=0, le=10_000)
+    inquiries_90d: int = Field(ge=0, le=10_000)
+    active_loans: int = Field(ge=0, le=10_000)
+    total_debt: float = Field(ge=0, le=10_000_000_000)
+
+    @model_validator(mode="after")
+    def _windows_nested(self) -> BureauUpdate:
+        if not self.inquiries_7d <= self.inquiries_30d <= self.inquiries_90d:
+            raise ValueError("inquiries must satisfy inquiries_7d ≤ inquiries_30d ≤ inquiries_90d")
+        return self
+
+
+class Complaint(_Event):
+    type: Literal["complaint"]
+    category: Literal["collector", "fraud", "scam", "unauthorised", "service", "other"]
+
+
+Event = Annotated[
+    Login
+    | DeviceBound
+    | PasswordChanged
+    | ApplicationEvent
+    | Payment
+    | MerchantPayout
+    | TransferOut
+    | Drawdown
+    | Repayment
+    | BureauUpdate
+    | Complaint,
+    Field(discriminator="type"),
+]
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+EVENT_TYPES = (
+    "login",
+    "device_bound",
+    "password_changed",
+    "application",
+    "payment",
+    "merchant_payout",
+    "transfer_out",
+    "drawdown",
+    "repayment",
+    "bureau_update",
+    "complaint",
+)
