@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ class CharacteristicSpec(BaseModel):
             uppers = [b.upper for b in body]
             if any(u is None for u in uppers):
                 raise ValueError("every numeric bin but the last needs 'upper'")
-            if any(a >= b for a, b in zip(uppers, uppers[1:], strict=False)):  # type: ignore[operator]
+            if any(a >= b for a, b in pairwise(uppers)):  # type: ignore[operator]
                 raise ValueError("numeric bin edges must increase strictly")
         elif categorical:
             seen: set[str] = set()
@@ -178,9 +179,7 @@ class Scorecard:
 
     def reasons_from(self, lines: Sequence[CharacteristicScore], limit: int) -> list[str]:
         """Reason codes of the characteristics that lost most points (ties: scorecard order)."""
-        ranked = sorted(
-            (i for i, line in enumerate(lines) if line.lost > 0), key=lambda i: (-lines[i].lost, i)
-        )
+        ranked = sorted((i for i, line in enumerate(lines) if line.lost > 0), key=lambda i: (-lines[i].lost, i))
         return [lines[i].reason for i in ranked[:limit]]
 
     # ----------------------------------------------------------------------------------- columnar

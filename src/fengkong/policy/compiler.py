@@ -198,6 +198,7 @@ def compile_columnar(node: ex.Node) -> pl.Expr:
             elif op == "*":
                 out = a * b
             else:
+                b = _full_length(b)  # always: polars also folds e.g. coalesce(13, x) to a scalar
                 out = pl.when(b == 0).then(pl.lit(None, dtype=pl.Float64)).otherwise(a / b)
             return out.fill_nan(None)
         case ex.Compare(op=op, left=left, right=right):
@@ -214,7 +215,7 @@ def compile_columnar(node: ex.Node) -> pl.Expr:
         case ex.InList(operand=operand, values=values, negated=negated):
             e = compile_columnar(operand)
             dtype = pl.Float64 if isinstance(values[0], float) and not isinstance(values[0], bool) else None
-            member = e.is_in(pl.Series(list(values), dtype=dtype) if dtype else list(values))
+            member = e.is_in(pl.lit(pl.Series(list(values), dtype=dtype)).implode() if dtype else list(values))
             out = ~member if negated else member
             return pl.when(e.is_null()).then(pl.lit(None, dtype=pl.Boolean)).otherwise(out)
         case ex.IsMissing(operand=operand, negated=negated):
@@ -232,6 +233,14 @@ def compile_columnar(node: ex.Node) -> pl.Expr:
             pick = pl.min_horizontal(exprs) if func == "min" else pl.max_horizontal(exprs)
             return pl.when(any_null).then(pl.lit(None, dtype=pl.Float64)).otherwise(pick)
     raise AssertionError(f"unhandled node {node!r}")  # pragma: no cover
+
+
+def _full_length(divisor: pl.Expr) -> pl.Expr:
+    """A divisor as a full column. polars divides a column by a scalar (a constant, or anything its optimizer
+    folds to one) as a multiplication by the reciprocal, which is not IEEE division (``49 * (1/49)`` is
+    0.9999999999999999) and would part from the row evaluator by an ulp; a full-length divisor keeps polars
+    on exact element-wise division."""
+    return divisor + pl.int_range(pl.len()).cast(pl.Float64) * 0.0
 
 
 # ---------------------------------------------------------------------------------------------- policies
@@ -360,7 +369,10 @@ class CompiledPolicy:
         value = limits.table[bisect_right(limits.score_edges, score)][i_band]
         if limits.income_multiple_cap is not None and income is not None:
             value = min(value, income * limits.income_multiple_cap)
-        return float(math.floor(value / limits.rounding) * limits.rounding)
+        units = value / limits.rounding
+        if math.isfinite(units):  # an infinite income cap (e.g. a -inf income) stays infinite, as in polars
+            units = float(math.floor(units))
+        return units * limits.rounding
 
     # ------------------------------------------------------------------------------------------ columnar
 
@@ -372,16 +384,21 @@ class CompiledPolicy:
         spec = self.spec
         lf = normalize_frame(frame, self.features, self.inputs)
         points = self.scorecard.points_exprs()
-        score_expr: pl.Expr = pl.lit(spec.score.decline_below * 0 + self.scorecard.spec.base_points, dtype=pl.Float64)
+        score_expr: pl.Expr = pl.lit(self.scorecard.spec.base_points, dtype=pl.Float64)
         for p in points:
             score_expr = score_expr + p
         lost_names = [f"__lost{i}" for i in range(len(points))]
         lf = lf.with_columns(
-            [(pl.lit(m, dtype=pl.Float64) - p).alias(n) for p, m, n in zip(points, self.scorecard.max_points(), lost_names, strict=True)]
+            [
+                (pl.lit(m, dtype=pl.Float64) - p).alias(n)
+                for p, m, n in zip(points, self.scorecard.max_points(), lost_names, strict=True)
+            ]
             + [score_expr.alias("score")]
         )
         fired_names = [f"__fired{i}" for i in range(len(self._rules))]
-        lf = lf.with_columns([r.column.fill_null(False).alias(n) for r, n in zip(self._rules, fired_names, strict=True)])
+        lf = lf.with_columns(
+            [r.column.fill_null(False).alias(n) for r, n in zip(self._rules, fired_names, strict=True)]
+        )
 
         def any_fired(action: Outcome) -> pl.Expr:
             cols = [pl.col(n) for r, n in zip(self._rules, fired_names, strict=True) if r.action is action]
@@ -389,8 +406,10 @@ class CompiledPolicy:
 
         score = pl.col("score")
         score_outcome = (
-            pl.when(score < spec.score.decline_below).then(pl.lit(Outcome.DECLINE.value))
-            .when(score < spec.score.review_below).then(pl.lit(Outcome.REVIEW.value))
+            pl.when(score < spec.score.decline_below)
+            .then(pl.lit(Outcome.DECLINE.value))
+            .when(score < spec.score.review_below)
+            .then(pl.lit(Outcome.REVIEW.value))
             .otherwise(pl.lit(Outcome.APPROVE.value))
         )
         pre_outcome = (
@@ -405,7 +424,10 @@ class CompiledPolicy:
         capacity = (pl.col("__pre") != Outcome.DECLINE.value) & (pl.col("__limit") < spec.limits.min_limit)
         lf = lf.with_columns(capacity.alias("__capacity"))
         lf = lf.with_columns(
-            pl.when(pl.col("__capacity")).then(pl.lit(Outcome.DECLINE.value)).otherwise(pl.col("__pre")).alias("outcome")
+            pl.when(pl.col("__capacity"))
+            .then(pl.lit(Outcome.DECLINE.value))
+            .otherwise(pl.col("__pre"))
+            .alias("outcome")
         )
 
         outcome = pl.col("outcome")
@@ -441,18 +463,12 @@ class CompiledPolicy:
         lost = [pl.col(name) for name in lost_names]
         ranks = []
         for i in range(n):
-            ahead = [
-                (lost[j] > lost[i]) if j > i else (lost[j] >= lost[i]) for j in range(n) if j != i
-            ]
+            ahead = [(lost[j] > lost[i]) if j > i else (lost[j] >= lost[i]) for j in range(n) if j != i]
             ranks.append(pl.sum_horizontal([a.cast(pl.Int32) for a in ahead]) if ahead else pl.lit(0))
         codes = self.scorecard.reasons()
         out = []
         for k in range(self.spec.score.max_reasons):
-            out.append(
-                pl.coalesce(
-                    [pl.when((ranks[i] == k) & (lost[i] > 0)).then(pl.lit(codes[i])) for i in range(n)]
-                )
-            )
+            out.append(pl.coalesce([pl.when((ranks[i] == k) & (lost[i] > 0)).then(pl.lit(codes[i])) for i in range(n)]))
         return out
 
     @staticmethod
@@ -474,7 +490,7 @@ class CompiledPolicy:
         value = flat.replace_strict({i: float(v) for i, v in enumerate(self._limit_flat)}, return_dtype=pl.Float64)
         if limits.income_multiple_cap is not None:
             value = pl.min_horizontal(value, income * limits.income_multiple_cap)  # ignores a missing income
-        return (value / limits.rounding).floor() * limits.rounding
+        return (value / _full_length(pl.lit(limits.rounding, dtype=pl.Float64))).floor() * limits.rounding
 
 
 def normalize_row(features: Mapping[str, Any], registry: FeatureRegistry) -> dict[str, Any]:
@@ -489,6 +505,8 @@ def normalize_row(features: Mapping[str, Any], registry: FeatureRegistry) -> dic
                 raise TypeError(f"feature {name!r} is a number, got a boolean")
             number = float(value)
             row[name] = None if number != number else number
+        elif feature is not None and feature.type is FeatureType.BOOL and not isinstance(value, bool):
+            row[name] = bool(value)  # 1 or numpy.bool_ as the columnar cast to Boolean reads them
     return row
 
 

@@ -98,7 +98,12 @@ class Call(Node):
     args: tuple[Node, ...]
 
 
-FUNCTIONS: dict[str, tuple[int, int | None]] = {"coalesce": (2, None), "min": (2, None), "max": (2, None), "abs": (1, 1)}
+FUNCTIONS: dict[str, tuple[int, int | None]] = {
+    "coalesce": (2, None),
+    "min": (2, None),
+    "max": (2, None),
+    "abs": (1, 1),
+}
 KEYWORDS = {"and", "or", "not", "in", "is", "missing", "true", "false"}
 
 
@@ -182,8 +187,9 @@ class _Parser:
         if self.tok.kind == "end":
             raise ExpressionError("empty expression", 0)
         node = self._or()
-        if self.tok.kind != "end":
-            raise ExpressionError(f"unexpected {self._describe(self.tok)}", self.tok.pos)
+        tail = self.tok
+        if tail.kind != "end":
+            raise ExpressionError(f"unexpected {self._describe(tail)}", tail.pos)
         return node
 
     def _or(self) -> Node:

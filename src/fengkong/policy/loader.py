@@ -16,7 +16,7 @@ from fengkong.models.scorecard import ScorecardError, resolve_scorecard
 from fengkong.policy import expressions as ex
 from fengkong.policy.compiler import CompiledPolicy
 from fengkong.policy.errors import ExpressionError, PolicyError, PolicyProblem
-from fengkong.policy.schema import PolicySpec
+from fengkong.policy.schema import DuplicateRuleIdError, PolicySpec
 from fengkong.reasons import is_known
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "policies"
@@ -49,14 +49,16 @@ def load_policy_text(
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         col = mark.column + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise PolicyError(source, [PolicyProblem("yaml", f"bad YAML: {problem}", line=line, column=col)]) from None
+        what = getattr(exc, "problem", None) or str(exc)
+        raise PolicyError(source, [PolicyProblem("yaml", f"bad YAML: {what}", line=line, column=col)]) from None
     if not isinstance(data, dict):
         raise PolicyError(source, [PolicyProblem("document", "a policy is a YAML mapping (key: value) at top level")])
-    positions = _positions(root)
+    positions, key_positions = _positions(root)
 
-    def problem(where: Path_, message: str, rule_id: str | None = None, offset: int | None = None) -> PolicyProblem:
-        line, col, plain = positions.get(where, (None, None, False))
+    def problem(
+        where: Path_, message: str, rule_id: str | None = None, offset: int | None = None, at_key: bool = False
+    ) -> PolicyProblem:
+        line, col, plain = (key_positions if at_key else positions).get(where, (None, None, False))
         if offset is not None:
             if line is not None and col is not None and plain:
                 col += offset
@@ -64,41 +66,52 @@ def load_policy_text(
                 col = offset + 1
         return PolicyProblem(_render(where), message, rule_id, line, col)
 
-    rules = data.get("rules") if isinstance(data.get("rules"), list) else []
+    raw_rules = data.get("rules")
+    rules: list[Any] = raw_rules if isinstance(raw_rules, list) else []
 
     def rule_id_at(where: Path_) -> str | None:
         if len(where) >= 2 and where[0] == "rules" and isinstance(where[1], int) and where[1] < len(rules):
             item = rules[where[1]]
-            if isinstance(item, dict) and isinstance(item.get("id"), str):
-                return item["id"]
+            rule_id = item.get("id") if isinstance(item, dict) else None
+            if isinstance(rule_id, str):
+                return rule_id
         return None
+
+    problems: list[PolicyProblem] = []
+    trees: list[ex.Node] = []
+
+    def check_rule(i: int, rule_id: str | None, when: Any, reason: Any) -> None:
+        if isinstance(when, str) and when:
+            try:
+                tree = ex.parse(when)
+                kind = ex.check(tree, features)
+                if kind is not FeatureType.BOOL:
+                    raise ExpressionError(f"a rule condition must be true or false, this one is a {kind}", 0)
+                trees.append(tree)
+            except ExpressionError as exc:
+                problems.append(problem(("rules", i, "when"), exc.message + f" — in: {when}", rule_id, exc.position))
+        if isinstance(reason, str) and not is_known(reason):
+            problems.append(problem(("rules", i, "reason"), f"unknown reason code {reason!r}", rule_id))
 
     try:
         spec = PolicySpec.model_validate(data)
     except ValidationError as exc:
-        problems = []
         for err in exc.errors():
             loc = tuple(err["loc"])
             msg = err["msg"].removeprefix("Value error, ")
+            if isinstance(err.get("ctx", {}).get("error"), DuplicateRuleIdError):
+                loc = ("rules", err["ctx"]["error"].index, "id")
             if err["type"] == "extra_forbidden":
                 msg = "unknown key (check its spelling)"
-            problems.append(problem(loc, msg, rule_id_at(loc)))
+            problems.append(problem(loc, msg, rule_id_at(loc), at_key=err["type"] == "extra_forbidden"))
+        # the rules' conditions and reasons are still checked, so every problem is reported at once
+        for i, item in enumerate(rules or []):
+            if isinstance(item, dict):
+                check_rule(i, rule_id_at(("rules", i)), item.get("when"), item.get("reason"))
         raise PolicyError(source, problems) from None
 
-    problems: list[PolicyProblem] = []
-    trees: list[ex.Node] = []
     for i, rule in enumerate(spec.rules):
-        where: Path_ = ("rules", i, "when")
-        try:
-            tree = ex.parse(rule.when)
-            kind = ex.check(tree, features)
-            if kind is not FeatureType.BOOL:
-                raise ExpressionError(f"a rule condition must be true or false, this one is a {kind}", 0)
-            trees.append(tree)
-        except ExpressionError as exc:
-            problems.append(problem(where, exc.message + f" — in: {rule.when}", rule.id, exc.position))
-        if not is_known(rule.reason):
-            problems.append(problem(("rules", i, "reason"), f"unknown reason code {rule.reason!r}", rule.id))
+        check_rule(i, rule.id, rule.when, rule.reason)
 
     try:
         scorecard = resolve_scorecard(spec.score.scorecard, model_dirs, spec.score.sha256)
@@ -122,9 +135,11 @@ def _render(where: Path_) -> str:
     return out or "document"
 
 
-def _positions(root: Any) -> dict[Path_, tuple[int, int, bool]]:
-    """Map each path in the YAML document to (line, column, value is a plain one-line scalar)."""
+def _positions(root: Any) -> tuple[dict[Path_, tuple[int, int, bool]], dict[Path_, tuple[int, int, bool]]]:
+    """Map each path in the YAML document to (line, column, value is a plain one-line scalar), for the
+    values and for the mapping keys (an unknown key is reported where the key is, not where its value is)."""
     out: dict[Path_, tuple[int, int, bool]] = {}
+    keys: dict[Path_, tuple[int, int, bool]] = {}
 
     def walk(node: Any, path: Path_) -> None:
         plain = isinstance(node, yaml.ScalarNode) and node.style is None and node.start_mark.line == node.end_mark.line
@@ -133,6 +148,7 @@ def _positions(root: Any) -> dict[Path_, tuple[int, int, bool]]:
         out[path] = (node.start_mark.line + 1, col, plain or quoted)
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
+                keys[(*path, key.value)] = (key.start_mark.line + 1, key.start_mark.column + 1, False)
                 walk(value, (*path, key.value))
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
@@ -140,4 +156,4 @@ def _positions(root: Any) -> dict[Path_, tuple[int, int, bool]]:
 
     if root is not None:
         walk(root, ())
-    return out
+    return out, keys

@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from itertools import pairwise
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+def _not_nan(value: float) -> float:
+    if value != value:
+        raise ValueError("must be a number, not NaN")
+    return value
+
+
+# NaN compares false in Python but sorts above every number in polars: the two evaluators would disagree.
+Number = Annotated[float, AfterValidator(_not_nan)]
 
 
 def _increasing(edges: list[float], what: str) -> list[float]:
-    if any(a >= b for a, b in zip(edges, edges[1:], strict=False)):
+    if any(a >= b for a, b in pairwise(edges)):
         raise ValueError(f"{what} must increase strictly")
     return edges
+
+
+class DuplicateRuleIdError(ValueError):
+    """A rule id used a second time; ``index`` is that rule's position in ``rules`` (for the loader)."""
+
+    def __init__(self, rule_id: str, index: int) -> None:
+        super().__init__(f"rule id {rule_id!r} is used twice")
+        self.index = index
 
 
 class RuleSpec(BaseModel):
@@ -28,8 +47,8 @@ class ScoreSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     scorecard: str = Field(description="NAME@VERSION of the scorecard", pattern=r"^[\w.\-]+@[\w.\-]+$")
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="pin the scorecard's content")
-    decline_below: float
-    review_below: float
+    decline_below: Number
+    review_below: Number
     max_reasons: int = Field(2, ge=0, le=4)
 
     @model_validator(mode="after")
@@ -43,9 +62,9 @@ class LimitSpec(BaseModel):
     """Limit table: rows are score bands, columns income bands. Edges are lower bounds of the next band."""
 
     model_config = ConfigDict(extra="forbid")
-    score_edges: list[float]
-    income_edges: list[float]
-    table: list[list[float]]
+    score_edges: list[Number]
+    income_edges: list[Number]
+    table: list[list[Number]]
     income_multiple_cap: float | None = Field(None, gt=0, description="limit ≤ monthly_income × this")
     min_limit: float = Field(0, ge=0, description="a smaller computed limit declines the application")
     rounding: float = Field(100, gt=0, description="limits are rounded down to a multiple of this")
@@ -57,7 +76,9 @@ class LimitSpec(BaseModel):
     def _shape(self) -> LimitSpec:
         rows, cols = len(self.score_edges) + 1, len(self.income_edges) + 1
         if len(self.table) != rows:
-            raise ValueError(f"table needs {rows} rows (one per score band: len(score_edges) + 1), has {len(self.table)}")
+            raise ValueError(
+                f"table needs {rows} rows (one per score band: len(score_edges) + 1), has {len(self.table)}"
+            )
         for i, row in enumerate(self.table):
             if len(row) != cols:
                 raise ValueError(f"table row {i} needs {cols} limits (len(income_edges) + 1), has {len(row)}")
@@ -68,7 +89,7 @@ class LimitSpec(BaseModel):
 
 class PricingSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    score_edges: list[float]
+    score_edges: list[Number]
     apr: list[float]
     max_apr: float = Field(0.24, gt=0, le=1, description="no APR in the table may exceed this (legal cap)")
 
@@ -99,8 +120,8 @@ class PolicySpec(BaseModel):
     @model_validator(mode="after")
     def _unique_rule_ids(self) -> PolicySpec:
         seen: set[str] = set()
-        for rule in self.rules:
+        for i, rule in enumerate(self.rules):
             if rule.id in seen:
-                raise ValueError(f"rule id {rule.id!r} is used twice")
+                raise DuplicateRuleIdError(rule.id, i)
             seen.add(rule.id)
         return self
