@@ -87,7 +87,7 @@ def column(feature: Feature, values: list[Any]) -> pl.Series:
 
 def frame(features: list[Feature], rows: list[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(
-        [column(f, [None if r[f.name] is ABSENT else r[f.name] for r in rows]) for f in features]
+        [column(f, [None if r.get(f.name, ABSENT) is ABSENT else r[f.name] for r in rows]) for f in features]
     )
 
 

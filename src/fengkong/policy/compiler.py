@@ -430,22 +430,21 @@ class CompiledPolicy:
             .alias("outcome")
         )
 
+        # The reasons and rule hits of a row depend only on a few flags and indices. Rather than build a list of
+        # strings per row (slow: ~20 mostly-null string columns concatenated), pack those flags into integer
+        # words, build each distinct list once in Python with the row evaluator's own rules, and map back.
         outcome = pl.col("outcome")
-        candidates: list[pl.Expr] = [
-            pl.when(pl.col(n) & (outcome == r.action.value)).then(pl.lit(r.reason))
+        use_score = (pl.col("__score_outcome") == outcome) & (outcome != Outcome.APPROVE.value)
+        reason_fields: list[tuple[pl.Expr, int]] = [
+            ((pl.col(n) & (outcome == r.action.value)).cast(pl.Int64), 1)
             for r, n in zip(self._rules, fired_names, strict=True)
         ]
-        use_score = (pl.col("__score_outcome") == outcome) & (outcome != Outcome.APPROVE.value)
-        for expr in self._score_reason_exprs(lost_names):
-            candidates.append(pl.when(use_score).then(expr))
-        candidates.append(pl.when(pl.col("__capacity")).then(pl.lit(CAPACITY_REASON)))
-        reasons = (
-            pl.concat_list(candidates).list.drop_nulls().list.unique(maintain_order=True).list.head(spec.max_reasons)
-        )
-        hits = pl.concat_list(
-            [pl.when(pl.col(n)).then(pl.lit(r.id)) for r, n in zip(self._rules, fired_names, strict=True)]
-            or [pl.lit(None, dtype=pl.String)]
-        ).list.drop_nulls()
+        reason_fields += [(use_score.cast(pl.Int64), 1), (pl.col("__capacity").cast(pl.Int64), 1)]
+        width = (len(self.scorecard.reasons()) + 1).bit_length()
+        reason_fields += [(idx, width) for idx in self._score_reason_index_exprs(lost_names)]
+        hit_fields = [(pl.col(n).cast(pl.Int64), 1) for n in fired_names]
+        reasons = _lookup(reason_fields, self._reasons_from_fields)
+        hits = _lookup(hit_fields, lambda values: [r.id for r, v in zip(self._rules, values, strict=True) if v])
         declined = outcome == Outcome.DECLINE.value
         apr = self._band_lookup(score, spec.pricing.score_edges, spec.pricing.apr)
         return lf.select(
@@ -456,6 +455,34 @@ class CompiledPolicy:
             score,
             hits.alias("rule_hits"),
         )
+
+    def _reasons_from_fields(self, values: Sequence[int]) -> list[str]:
+        """The reasons of a row from its packed fields: the same ordering rules as ``decide_row``."""
+        n_rules = len(self._rules)
+        codes = [r.reason for r, v in zip(self._rules, values[:n_rules], strict=True) if v]
+        use_score, capacity = values[n_rules], values[n_rules + 1]
+        if use_score:
+            characteristics = self.scorecard.reasons()
+            codes.extend(characteristics[i - 1] for i in values[n_rules + 2 :] if i)
+        if capacity:
+            codes.append(CAPACITY_REASON)
+        return list(dict.fromkeys(codes))[: self.spec.max_reasons]
+
+    def _score_reason_index_exprs(self, lost_names: list[str]) -> list[pl.Expr]:
+        """1 + the index of the k-th score-reason characteristic per row (0: none), as Int64."""
+        n = len(lost_names)
+        lost = [pl.col(name) for name in lost_names]
+        ranks = []
+        for i in range(n):
+            ahead = [(lost[j] > lost[i]) if j > i else (lost[j] >= lost[i]) for j in range(n) if j != i]
+            ranks.append(pl.sum_horizontal([a.cast(pl.Int32) for a in ahead]) if ahead else pl.lit(0))
+        return [
+            pl.coalesce(
+                [pl.when((ranks[i] == k) & (lost[i] > 0)).then(pl.lit(i + 1, dtype=pl.Int64)) for i in range(n)]
+                + [pl.lit(0, dtype=pl.Int64)]
+            )
+            for k in range(self.spec.score.max_reasons)
+        ]
 
     def _score_reason_exprs(self, lost_names: list[str]) -> list[pl.Expr]:
         """The k-th score reason per row: rank characteristics by lost points (desc), ties by order."""
@@ -491,6 +518,52 @@ class CompiledPolicy:
         if limits.income_multiple_cap is not None:
             value = pl.min_horizontal(value, income * limits.income_multiple_cap)  # ignores a missing income
         return (value / _full_length(pl.lit(limits.rounding, dtype=pl.Float64))).floor() * limits.rounding
+
+
+_WORD_BITS = 62
+
+
+def _lookup(fields: Sequence[tuple[pl.Expr, int]], build: Callable[[Sequence[int]], list[str]]) -> pl.Expr:
+    """A List(String) column computed by ``build`` once per distinct combination of small integer fields.
+
+    The fields are packed into as few Int64 words as fit (62 bits each); the words of each batch are
+    deduplicated, ``build`` runs once per distinct combination, and a join maps the lists back in order.
+    """
+    words: list[pl.Expr] = []
+    layout: list[list[tuple[int, int]]] = []  # per word: (shift, width) of each field in it
+    current: pl.Expr | None = None
+    used = 0
+    for expr, width in fields:
+        if current is None or used + width > _WORD_BITS:
+            if current is not None:
+                words.append(current)
+            current, used = pl.lit(0, dtype=pl.Int64), 0
+            layout.append([])
+        current = current + expr * (1 << used)
+        layout[-1].append((used, width))
+        used += width
+    if current is None:
+        return pl.lit([], dtype=pl.List(pl.String))
+    words.append(current)
+    names = [f"w{i}" for i in range(len(words))]
+
+    def decode(word_values: Sequence[int]) -> list[str]:
+        values = [
+            (word >> shift) & ((1 << width) - 1)
+            for word, spots in zip(word_values, layout, strict=True)
+            for shift, width in spots
+        ]
+        return build(values)
+
+    def apply(batch: pl.Series) -> pl.Series:
+        frame = batch.struct.unnest()
+        distinct = frame.unique()
+        lists = [decode(row) for row in distinct.iter_rows()]
+        table = distinct.with_columns(pl.Series("__out", lists, dtype=pl.List(pl.String)))
+        return frame.join(table, on=names, how="left", maintain_order="left", nulls_equal=True)["__out"]
+
+    struct = pl.struct([w.alias(n) for w, n in zip(words, names, strict=True)])
+    return struct.map_batches(apply, return_dtype=pl.List(pl.String))
 
 
 def normalize_row(features: Mapping[str, Any], registry: FeatureRegistry) -> dict[str, Any]:
