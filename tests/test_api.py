@@ -28,7 +28,7 @@ from fengkong.store.tables import api_keys, decisions, policies
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = json.loads((ROOT / "examples" / "application.json").read_text(encoding="utf-8"))
 DEFAULT_POLICY_TEXT = (ROOT / "src" / "fengkong" / "policies" / "default.yaml").read_text(encoding="utf-8")
-DEFAULT_VERSION = "2026.11.0"
+DEFAULT_VERSION = "2026.11.1"
 ROLES = ("system", "analyst", "auditor", "admin")
 
 # Raw identifiers of examples/application.json, in the forms they could leak in (as sent, digits only).
@@ -292,7 +292,7 @@ def call(api: Api, route: str, decision_id: str, headers: dict[str, str]) -> Any
         body = json.dumps(example(application_id=None)).encode()
         return api.client.post(path, content=body, headers={"Content-Type": "application/json", **headers})
     if route == "publish_policy":
-        return api.client.post(path, json={"content": policy_text("2026.11.0-authz")}, headers=headers)
+        return api.client.post(path, json={"content": policy_text("2026.11.1-authz")}, headers=headers)
     return api.client.request(method, path, headers=headers)
 
 

@@ -364,8 +364,12 @@ def test_key_and_activation_tampering_is_found(engine: Engine, chain: list[str])
     report = verify(engine)
     assert [f.subject_id for f in report.findings] == [key_id]
 
-    execute(engine, sa.insert(api_keys).values(id="aaaaaaaaaaaa", key_hash="0" * 64, role="admin", name="x",
-                                               created_at=dt.datetime.now(dt.UTC)))
+    execute(
+        engine,
+        sa.insert(api_keys).values(
+            id="aaaaaaaaaaaa", key_hash="0" * 64, role="admin", name="x", created_at=dt.datetime.now(dt.UTC)
+        ),
+    )
     assert "aaaaaaaaaaaa" in [f.subject_id for f in verify(engine).findings]
     execute(engine, sa.delete(api_keys).where(api_keys.c.id == "aaaaaaaaaaaa"))
 

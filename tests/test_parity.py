@@ -37,8 +37,37 @@ ABSENT: Any = object()  # the key is left out of the row mapping; the table hold
 
 # ---------------------------------------------------------------------------------------------- values
 
-BOUNDARIES = [0, 1, 2, 3, 5, 6, 7, 10, 12, 18, 20, 25, 30, 60, 65, 90, 100, 0.2, 0.5, 2.5,
-              1000, 2000, 3000, 5000, 8000, 10000, 15000, 20000, 100000]
+BOUNDARIES = [
+    0,
+    1,
+    2,
+    3,
+    5,
+    6,
+    7,
+    10,
+    12,
+    18,
+    20,
+    25,
+    30,
+    60,
+    65,
+    90,
+    100,
+    0.2,
+    0.5,
+    2.5,
+    1000,
+    2000,
+    3000,
+    5000,
+    8000,
+    10000,
+    15000,
+    20000,
+    100000,
+]
 
 
 def numbers() -> st.SearchStrategy[Any]:
@@ -203,13 +232,32 @@ def test_default_policy_agrees_on_plausible_applications(rows: list[dict[str, An
 
 def test_plausible_applications_reach_every_outcome() -> None:
     """A guard on the strategy above: it reaches approve, review, score decline and a score review's offer."""
-    base = {"age": 30, "monthly_income": 12000, "employment": "salaried", "employment_months": 30,
-            "id_number_valid": True, "has_device_id": True, "bureau_inquiries_7d": 0, "bureau_inquiries_30d": 1,
-            "bureau_inquiries_90d": 5, "bureau_active_loans": 1, "bureau_worst_dpd": 0, "debt_to_income": 0.3}
+    base = {
+        "age": 30,
+        "monthly_income": 12000,
+        "employment": "salaried",
+        "employment_months": 30,
+        "id_number_valid": True,
+        "has_device_id": True,
+        "bureau_inquiries_7d": 0,
+        "bureau_inquiries_30d": 1,
+        "bureau_inquiries_90d": 5,
+        "bureau_active_loans": 1,
+        "bureau_worst_dpd": 0,
+        "debt_to_income": 0.3,
+    }
     assert DEFAULT.decide_row(base).outcome.value == "approve"
     assert DEFAULT.decide_row({**base, "id_age_gap": 2}).outcome.value == "review"
-    thin = {**base, "monthly_income": 2500, "employment": "freelance", "employment_months": 3,
-            "bureau_inquiries_30d": 4, "bureau_active_loans": 5, "debt_to_income": 1.5, "bureau_worst_dpd": 10}
+    thin = {
+        **base,
+        "monthly_income": 2500,
+        "employment": "freelance",
+        "employment_months": 3,
+        "bureau_inquiries_30d": 4,
+        "bureau_active_loans": 5,
+        "debt_to_income": 1.5,
+        "bureau_worst_dpd": 10,
+    }
     assert DEFAULT.decide_row(thin).reasons[0].startswith("SCORE_")
     offer = DEFAULT.decide_row({**thin, "monthly_income": 6000})  # score 560-599: review with a small offer
     assert (offer.outcome.value, offer.limit) == ("review", 2000.0)
@@ -359,10 +407,15 @@ def scorecards(draw: st.DrawFn) -> dict[str, Any]:
             groups = [vocab[a:b] for a, b in zip([0, *cuts], cuts, strict=False)]
             bins = [{"values": g, "points": draw(POINTS)} for g in groups]
         bins.append({"points": draw(POINTS)})
-        chars.append({
-            "name": f"c{i}", "feature": feature, "reason": draw(st.sampled_from(REASONS)),
-            "bins": bins, "missing_points": draw(POINTS),
-        })
+        chars.append(
+            {
+                "name": f"c{i}",
+                "feature": feature,
+                "reason": draw(st.sampled_from(REASONS)),
+                "bins": bins,
+                "missing_points": draw(POINTS),
+            }
+        )
     base = draw(st.sampled_from([300, 400, 512.5]))
     return {"name": "gen", "version": "1", "kind": "points_scorecard", "base_points": base, "characteristics": chars}
 
@@ -412,9 +465,7 @@ def policies(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
         "limits": {
             "score_edges": score_edges,
             "income_edges": income_edges,
-            "table": [
-                [draw(LIMITS) for _ in range(len(income_edges) + 1)] for _ in range(len(score_edges) + 1)
-            ],
+            "table": [[draw(LIMITS) for _ in range(len(income_edges) + 1)] for _ in range(len(score_edges) + 1)],
             "income_multiple_cap": draw(st.sampled_from([None, 0.5, 3, 5, 0.3333, math.inf])),
             "min_limit": draw(st.sampled_from([0, 1000, 2000])),
             "rounding": draw(st.sampled_from([1, 100, 0.5, 250, 0.3, 3, 49])),
@@ -537,9 +588,18 @@ def test_limit_rounding_and_a_divided_rule_agree() -> None:
         {"id": "DEBT_49", "when": "bureau_total_debt / 49 >= 1", "action": "review", "reason": "LARGE_REQUEST_REVIEW"}
     )
     policy = load_policy_text(yaml.safe_dump(doc))
-    row = {"age": 30, "monthly_income": 20000, "employment": "salaried", "employment_months": 60,
-           "debt_to_income": 0.0, "bureau_inquiries_30d": 0, "bureau_inquiries_90d": 0, "bureau_active_loans": 0,
-           "bureau_worst_dpd": 0, "bureau_total_debt": 49}
+    row = {
+        "age": 30,
+        "monthly_income": 20000,
+        "employment": "salaried",
+        "employment_months": 60,
+        "debt_to_income": 0.0,
+        "bureau_inquiries_30d": 0,
+        "bureau_inquiries_90d": 0,
+        "bureau_active_loans": 0,
+        "bureau_worst_dpd": 0,
+        "bureau_total_debt": 49,
+    }
     result = policy.decide_row(row)
     assert (result.outcome.value, result.limit, [h.id for h in result.rule_hits]) == ("review", 4998.0, ["DEBT_49"])
     assert_decisions_agree(policy, DEFAULT_FEATURES, [{f.name: row.get(f.name) for f in DEFAULT_FEATURES}] * 3)
@@ -547,8 +607,10 @@ def test_limit_rounding_and_a_divided_rule_agree() -> None:
 
 def test_extreme_incomes_do_not_crash_the_row_evaluator() -> None:
     """A -inf (or huge negative) income made the income cap -inf and math.floor raise OverflowError."""
-    rows = [{f.name: None for f in DEFAULT_FEATURES} | {"monthly_income": v}
-            for v in (-math.inf, math.inf, -1e308, 1e308, math.nan, -0.0)]
+    rows = [
+        {f.name: None for f in DEFAULT_FEATURES} | {"monthly_income": v}
+        for v in (-math.inf, math.inf, -1e308, 1e308, math.nan, -0.0)
+    ]
     assert_decisions_agree(DEFAULT, DEFAULT_FEATURES, rows)
     assert DEFAULT.decide_row({"monthly_income": -math.inf}).outcome.value == "decline"
 
@@ -565,9 +627,17 @@ def test_infinite_cut_offs_decline_everything_in_both_evaluators() -> None:
     text = text.replace("decline_below: 560\n  review_below: 600", "decline_below: .inf\n  review_below: .inf")
     policy = load_policy_text(text)
     assert policy.spec.score.decline_below == math.inf
-    good = {"age": 30, "monthly_income": 20000, "employment": "salaried", "employment_months": 60,
-            "debt_to_income": 0.0, "bureau_inquiries_30d": 0, "bureau_inquiries_90d": 0, "bureau_active_loans": 0,
-            "bureau_worst_dpd": 0}
+    good = {
+        "age": 30,
+        "monthly_income": 20000,
+        "employment": "salaried",
+        "employment_months": 60,
+        "debt_to_income": 0.0,
+        "bureau_inquiries_30d": 0,
+        "bureau_inquiries_90d": 0,
+        "bureau_active_loans": 0,
+        "bureau_worst_dpd": 0,
+    }
     rows = [{f.name: good.get(f.name) for f in DEFAULT_FEATURES}, {f.name: None for f in DEFAULT_FEATURES}]
     assert_decisions_agree(policy, DEFAULT_FEATURES, rows)
     assert policy.decide_frame(frame(DEFAULT_FEATURES, rows))["outcome"].to_list() == ["decline", "decline"]

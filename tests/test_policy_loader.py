@@ -107,9 +107,9 @@ def test_bundled_default_policy_loads() -> None:
     policy = load_default_policy()
     assert isinstance(policy, CompiledPolicy)
     assert policy.name == "default"
-    assert policy.version == "2026.11.0"
+    assert policy.version == "2026.11.1"
     assert policy.model_version == "starter@1"
-    assert len(policy.spec.rules) == 15
+    assert len(policy.spec.rules) == 23
     assert [r.id for r in policy.spec.rules][:3] == ["ELIG_AGE", "ELIG_EMPLOYMENT", "ELIG_INCOME"]
     assert policy.source_text == DEFAULT_TEXT
     assert policy.content_hash == hashlib.sha256(DEFAULT_TEXT.encode()).hexdigest()
@@ -203,9 +203,7 @@ def test_unknown_feature_in_a_rule_points_at_the_feature() -> None:
     assert "id_age_gap > 1 and ages < 30" in p.message  # the expression is quoted back
     assert p.line == line_of(text, "when: id_age_gap > 1 and ages")
     assert (p.line, p.column) == locate(text, "ages <")
-    assert f"policies/test.yaml:{p.line}:{p.column}: rule 'ID_AGE_GAP' rules[4].when:" in p.render(
-        "policies/test.yaml"
-    )
+    assert f"policies/test.yaml:{p.line}:{p.column}: rule 'ID_AGE_GAP' rules[4].when:" in p.render("policies/test.yaml")
 
 
 @pytest.mark.parametrize("quote", ["'", '"'])
@@ -721,8 +719,14 @@ def test_score_decline_gives_score_reasons_by_points_lost(default_policy: Compil
     assert r.limit is None and r.apr is None
     lost = {line.name: line.lost for line in r.score_lines}
     assert lost == {
-        "income": 55, "debt_burden": 70, "recent_inquiries": 40, "worst_delinquency": 35,
-        "active_loans": 35, "employment": 25, "tenure": 40, "bureau_file": 15,
+        "income": 55,
+        "debt_burden": 70,
+        "recent_inquiries": 40,
+        "worst_delinquency": 35,
+        "active_loans": 35,
+        "employment": 25,
+        "tenure": 40,
+        "bureau_file": 15,
     }
 
 
@@ -762,7 +766,12 @@ def test_max_reasons_caps_the_reasons(default_policy: CompiledPolicy) -> None:
     }
     r = decide(default_policy, row)
     assert [h.id for h in r.rule_hits] == [
-        "ELIG_AGE", "ELIG_EMPLOYMENT", "ELIG_INCOME", "ID_CHECKSUM", "BUREAU_SEVERE_DPD", "BUREAU_MANY_LOANS",
+        "ELIG_AGE",
+        "ELIG_EMPLOYMENT",
+        "ELIG_INCOME",
+        "ID_CHECKSUM",
+        "BUREAU_SEVERE_DPD",
+        "BUREAU_MANY_LOANS",
     ]
     assert r.outcome is Outcome.DECLINE
     assert r.reasons == ("AGE_OUT_OF_RANGE", "EMPLOYMENT_NOT_ELIGIBLE", "INCOME_TOO_LOW", "ID_NUMBER_INVALID")
@@ -779,8 +788,12 @@ def _variant(**top: Any) -> dict[str, Any]:
 def test_repeated_reason_codes_are_dropped_before_the_cap() -> None:
     doc = _variant(max_reasons=3)
     doc["rules"] += [
-        {"id": "EXTRA_INQ", "when": "bureau_inquiries_7d >= 7", "action": "decline",
-         "reason": "MULTI_HEAD_RECENT_INQUIRIES"},
+        {
+            "id": "EXTRA_INQ",
+            "when": "bureau_inquiries_7d >= 7",
+            "action": "decline",
+            "reason": "MULTI_HEAD_RECENT_INQUIRIES",
+        },
         {"id": "EXTRA_LOW_INCOME", "when": "monthly_income < 3000", "action": "decline", "reason": "SCORE_INCOME"},
     ]
     policy = load_policy_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))

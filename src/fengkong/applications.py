@@ -8,24 +8,16 @@ aged 17 is a valid application that the policy declines; an applicant aged 300 i
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from fengkong.features.registry import EMPLOYMENT_TYPES
+from fengkong.validation import Whole, whole_number
 
 Employment = Literal["salaried", "self_employed", "business_owner", "freelance", "student", "retired", "unemployed"]
 assert set(EMPLOYMENT_TYPES) == set(Employment.__args__)  # type: ignore[attr-defined]
 
-
-def _whole_number(value: Any) -> Any:
-    """JSON has one number type: accept 36.0 as 36 (as JSON Schema does), never "36" or 36.5."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-Whole = Annotated[int, BeforeValidator(_whole_number)]
 
 _SHA256 = r"^[0-9a-f]{64}$"
 _REF = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
@@ -73,12 +65,12 @@ class Identity(_Strict):
 
 
 class Applicant(_Strict):
-    age: Annotated[int, Field(ge=0, le=120), BeforeValidator(_whole_number)] | None = Field(
+    age: Annotated[int, Field(ge=0, le=120), BeforeValidator(whole_number)] | None = Field(
         None, description="declared age in years; may be omitted when a raw id_number is sent (read from it then)"
     )
     monthly_income: float = Field(ge=0, le=100_000_000, description="declared monthly income, product currency")
     employment: Employment
-    employment_months: Annotated[int, Field(ge=0, le=960), BeforeValidator(_whole_number)] | None = None
+    employment_months: Annotated[int, Field(ge=0, le=960), BeforeValidator(whole_number)] | None = None
 
 
 class Bureau(_Strict):

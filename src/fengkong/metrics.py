@@ -12,3 +12,4 @@ DECISION_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
 REJECTED = Counter("fengkong_rejected_requests_total", "Requests refused with a 4xx error", ["code"])
+EVENTS = Counter("fengkong_events_total", "Events stored and counted (duplicates excluded)")

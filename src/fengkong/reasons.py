@@ -104,6 +104,33 @@ _CATALOGUE: tuple[ReasonCode, ...] = (
         _VERIFY_ADVICE_ZH,
         _VERIFY_ADVICE_EN,
     ),
+    ReasonCode(
+        "LINKED_TO_FRAUD",
+        Category.FRAUD,
+        "Shares identifiers (device, phone, card) with customers confirmed as fraud, or a known fraud ring.",
+        _VERIFY_ZH,
+        _VERIFY_EN,
+        _VERIFY_ADVICE_ZH,
+        _VERIFY_ADVICE_EN,
+    ),
+    ReasonCode(
+        "APPLICATION_VELOCITY",
+        Category.FRAUD,
+        "Unusual number of applications from the same device, phone or network in a short time.",
+        "我们暂时无法完成对本次申请环境的验证。",
+        "We could not verify the circumstances of this application.",
+        "请稍后使用您本人常用的设备重新申请，或申请人工复核。",
+        "Please try again later from your own usual device, or ask for a human review.",
+    ),
+    ReasonCode(
+        "ACCOUNT_PROTECTION",
+        Category.VERIFICATION,
+        "The customer is a recorded scam or identity-theft victim: a person checks every new credit request.",
+        "为保护您的账户安全，本次申请需要人工核实。",
+        "To protect your account, a person will check this application with you.",
+        "我们的工作人员会通过您预留的联系方式与您联系，请勿向任何人透露验证码。",
+        "Our staff will contact you on the details you gave us; never share a verification code with anyone.",
+    ),
     # capacity
     ReasonCode(
         "INCOME_TOO_LOW",

@@ -12,7 +12,9 @@ from fengkong.domain import Role
 
 
 class Permission(StrEnum):
-    DECIDE = "decide"  # post applications (and, later, drawdowns and events)
+    DECIDE = "decide"  # post applications (and, later, drawdowns)
+    INGEST = "ingest"  # post events
+    MANAGE_LISTS = "manage_lists"  # blacklist / watchlist entries, victim protection
     READ_DECISION = "read_decision"  # a decision with its features and analyst explanation
     VIEW_PII = "view_pii"  # decrypted identifiers
     READ_POLICY = "read_policy"
@@ -23,8 +25,8 @@ class Permission(StrEnum):
 
 _P = Permission
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.SYSTEM: frozenset({_P.DECIDE, _P.READ_DECISION}),
-    Role.ANALYST: frozenset({_P.READ_DECISION, _P.READ_POLICY}),
+    Role.SYSTEM: frozenset({_P.DECIDE, _P.INGEST, _P.READ_DECISION}),
+    Role.ANALYST: frozenset({_P.READ_DECISION, _P.READ_POLICY, _P.MANAGE_LISTS}),
     Role.AUDITOR: frozenset({_P.READ_DECISION, _P.READ_POLICY, _P.VERIFY_AUDIT}),
     Role.ADMIN: frozenset(Permission),
 }

@@ -24,10 +24,14 @@ from pydantic import ValidationError
 from fengkong import metrics
 from fengkong.applications import ApplicationIn
 from fengkong.domain import Language, Outcome, Role, new_id
-from fengkong.errors import FengkongError, from_validation_error, not_found
+from fengkong.errors import FengkongError, FieldProblem, from_validation_error, not_found
+from fengkong.events.ingest import IngestResult, observation, parse_events, protect
 from fengkong.explain import analyst_view, customer_view
 from fengkong.features.application import application_features
+from fengkong.features.graph import EntityGraph
+from fengkong.features.online import OnlineFeatures, entity_keys
 from fengkong.features.registry import FEATURES, FeatureRegistry
+from fengkong.features.velocity import Observation, Velocity, load_windows
 from fengkong.pii import (
     MIN_SECRET_BYTES,
     IdFacts,
@@ -43,9 +47,10 @@ from fengkong.policy.compiler import CompiledPolicy
 from fengkong.policy.errors import PolicyError
 from fengkong.policy.loader import DEFAULT_POLICY_PATH, load_policy_file, load_policy_text
 from fengkong.security import Principal, hash_api_key, key_matches, new_api_key, parse_key_id
+from fengkong.state.memory import MemoryState
 from fengkong.store import audit
 from fengkong.store.db import create_db_engine, database_url, migrate
-from fengkong.store.tables import api_keys, audit_log, decisions, policies
+from fengkong.store.tables import api_keys, audit_log, decisions, events, policies, protected_customers, risk_lists
 
 log = logging.getLogger("fengkong")
 
@@ -110,6 +115,7 @@ class Engine:
         secret_key: str | bytes | None = None,
         features: FeatureRegistry = FEATURES,
         run_migrations: bool = True,
+        state: Any | None = None,
     ) -> None:
         self.database_url = database_url(database_url_)
         self.db = create_db_engine(self.database_url)
@@ -128,6 +134,10 @@ class Engine:
         self._active_checked = 0.0  # time.monotonic() when _active_version was last read from the store
         self._lock = threading.Lock()
         self._key_cache: dict[str, tuple[float, Principal | None]] = {}
+        self.online = OnlineFeatures(
+            Velocity(load_windows(), state if state is not None else MemoryState()), EntityGraph()
+        )
+        self._rebuild_online_state()
         if policy is not None or self.active_policy_version() is None:
             compiled = load_policy_file(policy if policy is not None else DEFAULT_POLICY_PATH, features)
             try:
@@ -268,8 +278,13 @@ class Engine:
             raise FengkongError("invalid_body", "the request body must be a JSON object", "body", 422)
         return self.decide(data, actor=actor)
 
-    def decide(self, application: Mapping[str, Any] | ApplicationIn, actor: str = "python") -> Decision:
-        """Validate, decide, persist and audit one credit application."""
+    def decide(
+        self, application: Mapping[str, Any] | ApplicationIn, actor: str = "python", as_of: dt.datetime | None = None
+    ) -> Decision:
+        """Validate, decide, persist and audit one credit application.
+
+        ``as_of`` (Python and batch doors only) decides as at a past moment, for replaying a history in order.
+        """
         started = time.perf_counter()
         if isinstance(application, ApplicationIn):
             app = application
@@ -286,7 +301,8 @@ class Engine:
                 422,
             )
         policy = self.policy(app.policy_version)
-        today = dt.date.today()
+        now = as_of.astimezone(dt.UTC) if as_of is not None else _now()
+        today = now.date()
         inputs, identity_plain, id_facts = self._protect(app, today)
         request_hash = audit.content_hash({"policy": app.policy_version, "inputs": inputs})
         if app.application_id is not None:
@@ -295,8 +311,10 @@ class Engine:
                 return stored
 
         features = application_features(app, id_facts, today)
+        keys = entity_keys(app.customer_id, inputs["identity"])
+        features.update(self.online.features(keys, now.timestamp()))
+        features.update(self._list_features(app.customer_id, keys, now))
         result = policy.decide_row(features)
-        now = _now()
         decision_id = new_id("dec")
         record: dict[str, Any] = {
             "id": decision_id,
@@ -322,6 +340,20 @@ class Engine:
             with self.db.begin() as conn:
                 conn.execute(_INSERT_DECISION, record)
                 audit.append(conn, "decision", decision_id, actor, record["content_hash"], now)
+                app_event = {"decision_id": decision_id, "outcome": result.outcome.value, **inputs["identity"]}
+                conn.execute(
+                    _INSERT_EVENT,
+                    [
+                        {
+                            "event_id": decision_id,
+                            "type": "application",
+                            "customer_id": app.customer_id,
+                            "occurred_at": now,
+                            "received_at": now,
+                            "payload": app_event,
+                        }
+                    ],
+                )
         except sa.exc.IntegrityError:
             # Two retries of one application raced: the other one won; answer as it did.
             if app.application_id is not None:
@@ -329,6 +361,9 @@ class Engine:
                 if stored is not None:
                     return stored
             raise
+        self.online.observe(
+            Observation("application", now.timestamp(), decision_id, keys, 0.0, {}), result.outcome.value
+        )
         elapsed = time.perf_counter() - started
         metrics.DECISIONS.labels("application", result.outcome.value, policy.version).inc()
         metrics.DECISION_SECONDS.labels("application").observe(elapsed)
@@ -461,6 +496,249 @@ class Engine:
             },
         }
 
+    # ------------------------------------------------------------------------------------------ events
+
+    def ingest(self, items: list[Any], actor: str = "python") -> IngestResult:
+        """Store and count a batch of events. Valid ones are kept even when others in the batch are refused;
+        an event_id already stored is reported as a duplicate and counted nowhere twice."""
+        result = IngestResult()
+        good, result.rejected = parse_events(items)
+        if not good:
+            return result
+        received = _now()
+        rows = []
+        prepared = []
+        for _index, event in good:
+            payload, keys = protect(event, self.vault)
+            occurred = event.utc()
+            rows.append(
+                {
+                    "event_id": event.event_id,
+                    "type": event.type,
+                    "customer_id": event.customer_id,
+                    "occurred_at": occurred,
+                    "received_at": received,
+                    "payload": payload,
+                }
+            )
+            prepared.append((event, occurred, keys, payload))
+        with self.db.begin() as conn:
+            ids = [r["event_id"] for r in rows]
+            existing = set(conn.execute(sa.select(events.c.event_id).where(events.c.event_id.in_(ids))).scalars())
+            new_rows = [r for r in rows if r["event_id"] not in existing]
+            if new_rows:
+                conn.execute(_INSERT_EVENT, new_rows)
+        for event, occurred, keys, payload in prepared:
+            if event.event_id in existing:
+                result.duplicates.append(event.event_id)
+                continue
+            self.online.observe(observation(event.type, event.event_id, occurred, keys, payload))
+            result.accepted.append(event.event_id)
+        metrics.EVENTS.inc(len(result.accepted))
+        return result
+
+    def ingest_json(self, body: bytes | str, actor: str = "api") -> IngestResult:
+        try:
+            data = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            pos = getattr(exc, "pos", None)
+            where = f" at character {pos}" if pos is not None else ""
+            raise FengkongError("malformed_json", f"the request body is not valid JSON{where}", "body", 400) from None
+        if isinstance(data, dict) and "events" in data and "type" not in data:
+            extra = sorted(set(data) - {"events"})
+            if extra:
+                raise FengkongError(
+                    "unknown_field", f"{extra[0]}: is not a known field (check its spelling)", extra[0], 422
+                )
+            if not isinstance(data["events"], list):
+                raise FengkongError("invalid_field", "events: must be a list of events", "events", 422)
+            data = data["events"]
+        if isinstance(data, dict):
+            result = self.ingest([data], actor)
+            if result.rejected:  # a single event is answered like an application: refused whole, with its field
+                r = result.rejected[0]
+                message = r.message if not r.field or r.message.startswith(f"{r.field}:") else f"{r.field}: {r.message}"
+                raise FengkongError(r.code, message, r.field, 422)
+            return result
+        if not isinstance(data, list):
+            raise FengkongError(
+                "invalid_body", 'send one event object, a list of events or {"events": [...]}', "body", 422
+            )
+        if len(data) > MAX_EVENTS_PER_BATCH:
+            raise FengkongError("batch_too_large", f"at most {MAX_EVENTS_PER_BATCH} events per request", "body", 422)
+        result = self.ingest(data, actor)
+        if result.rejected and not result.accepted and not result.duplicates:
+            first = result.rejected[0]
+            err = FengkongError(
+                "no_valid_events",
+                f"no event in the batch is valid; first: event {first.index}: {first.message}",
+                f"events[{first.index}].{first.field or ''}".rstrip("."),
+                422,
+            )
+            err.problems = [
+                FieldProblem(f"events[{r.index}].{r.field or ''}".rstrip("."), r.message, r.code)
+                for r in result.rejected
+            ]
+            raise err
+        return result
+
+    def online_features(
+        self, customer_id: str, identity: Mapping[str, str] | None = None, as_of: dt.datetime | None = None
+    ) -> dict[str, Any]:
+        """The online features of a customer now (for analysts and tests); identity holds keyed hashes."""
+        keys = entity_keys(customer_id, identity or {})
+        return self.online.features(keys, (as_of or _now()).timestamp())
+
+    def _rebuild_online_state(self) -> None:
+        """Replay stored events into the online state, so a restart loses nothing."""
+        since = _now() - dt.timedelta(seconds=self.online.velocity.horizon)
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    events.c.event_id, events.c.type, events.c.customer_id, events.c.occurred_at, events.c.payload
+                ).order_by(events.c.occurred_at)
+            )
+            for row in rows:
+                payload = row.payload
+                keys = entity_keys(row.customer_id, payload)
+                for name, kind in (("payee_key", "payee"),):
+                    if payload.get(name):
+                        keys[kind] = payload[name]
+                if payload.get("merchant_id"):
+                    keys["merchant"] = payload["merchant_id"]
+                occurred = row.occurred_at if row.occurred_at.tzinfo else row.occurred_at.replace(tzinfo=dt.UTC)
+                obs = observation(row.type, row.event_id, occurred, keys, payload)
+                if occurred < since:
+                    # too old for any window, still part of the link graph
+                    self.online.graph_only(obs, payload.get("outcome"))
+                else:
+                    self.online.observe(obs, payload.get("outcome"))
+            for customer in conn.execute(
+                sa.select(risk_lists.c.key_hash).where(
+                    (risk_lists.c.kind == "customer") & risk_lists.c.removed_at.is_(None)
+                )
+            ).scalars():
+                self.online.graph.mark(customer, blacklisted=True)
+
+    # ------------------------------------------------------------------------------------------ lists
+
+    def add_to_list(
+        self,
+        list_name: str,
+        kind: str,
+        value: str,
+        reason: str,
+        source: str = "analyst",
+        expires_at: dt.datetime | None = None,
+        actor: str = "python",
+        hashed: bool = False,
+    ) -> str:
+        """Put an identifier (or a customer id) on the blacklist or watchlist. Refused for protected victims."""
+        if list_name not in ("blacklist", "watchlist"):
+            raise FengkongError("invalid_field", "list must be blacklist or watchlist", "list", 422)
+        if kind not in ("customer", "device", "phone", "id_number", "bank_card", "ip", "payee"):
+            raise FengkongError("invalid_field", f"unknown identifier kind {kind!r}", "kind", 422)
+        if kind == "customer":
+            key = value
+            if self._is_protected(value):
+                raise FengkongError(
+                    "protected_customer",
+                    f"customer {value!r} is a protected victim and is never "
+                    "listed as a fraudster; review the case instead",
+                    "value",
+                    409,
+                )
+        else:
+            key = self.vault.keyed_hash(kind, value if hashed else sha256_hex(normalize(kind, value)))
+        entry_id = new_id("lst")
+        now = _now()
+        with self.db.begin() as conn:
+            conn.execute(
+                sa.insert(risk_lists).values(
+                    id=entry_id,
+                    list=list_name,
+                    kind=kind,
+                    key_hash=key,
+                    reason=reason,
+                    source=source,
+                    created_at=now,
+                    expires_at=expires_at,
+                )
+            )
+            audit.append(
+                conn,
+                "list_added",
+                entry_id,
+                actor,
+                audit.content_hash({"list": list_name, "kind": kind, "key": key, "reason": reason}),
+                now,
+            )
+        if kind == "customer" and list_name == "blacklist":
+            self.online.graph.mark(key, blacklisted=True)
+        return entry_id
+
+    def protect_customer(self, customer_id: str, reason: str = "scam_victim", actor: str = "python") -> None:
+        """Mark a customer as a victim (scam, identity theft): protected, never listed as a fraudster."""
+        now = _now()
+        with self.db.begin() as conn:
+            if (
+                conn.execute(
+                    sa.select(protected_customers.c.customer_id).where(protected_customers.c.customer_id == customer_id)
+                ).first()
+                is None
+            ):
+                conn.execute(
+                    sa.insert(protected_customers).values(customer_id=customer_id, reason=reason, created_at=now)
+                )
+                conn.execute(
+                    sa.update(risk_lists)
+                    .where(
+                        (risk_lists.c.kind == "customer")
+                        & (risk_lists.c.key_hash == customer_id)
+                        & risk_lists.c.removed_at.is_(None)
+                    )
+                    .values(removed_at=now)
+                )
+                audit.append(
+                    conn,
+                    "customer_protected",
+                    customer_id,
+                    actor,
+                    audit.content_hash({"customer": customer_id, "reason": reason}),
+                    now,
+                )
+        self.online.graph.mark(customer_id, blacklisted=False, fraud=False)
+
+    def _is_protected(self, customer_id: str) -> bool:
+        with self.db.connect() as conn:
+            return (
+                conn.execute(
+                    sa.select(protected_customers.c.customer_id).where(protected_customers.c.customer_id == customer_id)
+                ).first()
+                is not None
+            )
+
+    def _list_features(self, customer_id: str, keys: Mapping[str, str], now: dt.datetime) -> dict[str, Any]:
+        wanted = [v for k, v in keys.items() if k != "customer"] + [customer_id]
+        with self.db.connect() as conn:
+            hits = conn.execute(
+                sa.select(risk_lists.c.list, risk_lists.c.expires_at).where(
+                    risk_lists.c.key_hash.in_(wanted) & risk_lists.c.removed_at.is_(None)
+                )
+            ).all()
+            protected = (
+                conn.execute(
+                    sa.select(protected_customers.c.customer_id).where(protected_customers.c.customer_id == customer_id)
+                ).first()
+                is not None
+            )
+        live = {h.list for h in hits if h.expires_at is None or _aware(h.expires_at) > now}
+        return {
+            "list_blacklist_hit": "blacklist" in live,
+            "list_watchlist_hit": "watchlist" in live,
+            "customer_protected": protected,
+        }
+
     # ------------------------------------------------------------------------------------------ audit
 
     def verify_audit(self) -> audit.AuditReport:
@@ -560,6 +838,14 @@ class Engine:
 
 
 _INSERT_DECISION = sa.insert(decisions)
+_INSERT_EVENT = sa.insert(events)
+
+
+MAX_EVENTS_PER_BATCH = 10_000
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 def _now() -> dt.datetime:

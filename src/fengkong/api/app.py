@@ -15,9 +15,22 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fengkong import __version__, metrics
 from fengkong.api.auth import get_engine, require
-from fengkong.api.schemas import ERRORS, AuditOut, DecisionDetailOut, DecisionOut, HealthOut, PolicyIn, PolicyOut
+from fengkong.api.schemas import (
+    ERRORS,
+    AuditOut,
+    DecisionDetailOut,
+    DecisionOut,
+    HealthOut,
+    IngestOut,
+    ListEntryIn,
+    ListEntryOut,
+    PolicyIn,
+    PolicyOut,
+    ProtectIn,
+)
 from fengkong.applications import ApplicationIn
 from fengkong.errors import FengkongError, FieldProblem
+from fengkong.events.schema import EVENT_ADAPTER
 from fengkong.policy.errors import PolicyError
 from fengkong.policy.loader import load_policy_text
 from fengkong.security import Permission, Principal
@@ -26,6 +39,7 @@ from fengkong.service import Engine
 log = logging.getLogger("fengkong.api")
 
 MAX_BODY_BYTES = 256 * 1024
+MAX_EVENTS_BODY_BYTES = 16 * 1024 * 1024
 
 
 def create_app(engine: Engine | None = None) -> FastAPI:
@@ -110,6 +124,10 @@ def _routes(app: FastAPI) -> None:
     for name, schema in application_schema.pop("$defs", {}).items():
         _EXTRA_SCHEMAS[name] = schema
     _EXTRA_SCHEMAS["ApplicationIn"] = application_schema
+    event_schema = EVENT_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
+    for name, schema in event_schema.pop("$defs", {}).items():
+        _EXTRA_SCHEMAS[name] = schema
+    _EXTRA_SCHEMAS["Event"] = event_schema
 
     @app.post(
         "/v1/applications",
@@ -129,6 +147,90 @@ def _routes(app: FastAPI) -> None:
         body = await _read_body(request)
         decision = await run_in_threadpool(engine.decide_json, body, f"key:{principal.key_id}")
         return decision.response()
+
+    @app.post(
+        "/v1/events",
+        response_model=IngestOut,
+        tags=["events"],
+        summary="Ingest one event or a batch; idempotent on event_id",
+        description='Send one event, a list, or {"events": [...]}. Every valid event is stored (durably, before '
+        "the answer) and counted once; invalid ones are listed under errors with their index and are not stored.",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "anyOf": [
+                                {"$ref": "#/components/schemas/Event"},
+                                {"type": "array", "items": {"$ref": "#/components/schemas/Event"}, "maxItems": 10000},
+                                {
+                                    "type": "object",
+                                    "properties": {
+                                        "events": {
+                                            "type": "array",
+                                            "maxItems": 10000,
+                                            "items": {"$ref": "#/components/schemas/Event"},
+                                        }
+                                    },
+                                    "required": ["events"],
+                                    "additionalProperties": False,
+                                },
+                            ]
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def ingest_events(
+        request: Request, engine: EngineDep, principal: Annotated[Principal, Depends(require(Permission.INGEST))]
+    ) -> dict[str, Any]:
+        body = await _read_body(request, limit=MAX_EVENTS_BODY_BYTES)
+        result = await run_in_threadpool(engine.ingest_json, body, f"key:{principal.key_id}")
+        return result.as_dict()
+
+    @app.get(
+        "/v1/customers/{customer_id}/features",
+        tags=["events"],
+        summary="A customer's online features now (velocity windows, link graph)",
+    )
+    def customer_features(
+        customer_id: str,
+        engine: EngineDep,
+        _p: Annotated[Principal, Depends(require(Permission.READ_DECISION))],
+    ) -> dict[str, Any]:
+        return engine.online_features(customer_id)
+
+    @app.post(
+        "/v1/lists",
+        response_model=ListEntryOut,
+        tags=["lists"],
+        summary="Put an identifier or customer on the blacklist or watchlist",
+    )
+    def add_list_entry(
+        body: ListEntryIn,
+        engine: EngineDep,
+        principal: Annotated[Principal, Depends(require(Permission.MANAGE_LISTS))],
+    ) -> dict[str, Any]:
+        entry = engine.add_to_list(
+            body.list, body.kind, body.value, body.reason, body.source, body.expires_at, actor=f"key:{principal.key_id}"
+        )
+        return {"id": entry}
+
+    @app.post(
+        "/v1/customers/{customer_id}/protect",
+        tags=["lists"],
+        summary="Record a customer as a scam or identity-theft victim: protected, never listed",
+    )
+    def protect_customer(
+        customer_id: str,
+        body: ProtectIn,
+        engine: EngineDep,
+        principal: Annotated[Principal, Depends(require(Permission.MANAGE_LISTS))],
+    ) -> dict[str, Any]:
+        engine.protect_customer(customer_id, body.reason, actor=f"key:{principal.key_id}")
+        return {"customer_id": customer_id, "protected": True, "reason": body.reason}
 
     @app.get(
         "/v1/decisions/{decision_id}",
@@ -202,13 +304,13 @@ def _routes(app: FastAPI) -> None:
 _EXTRA_SCHEMAS: dict[str, Any] = {}
 
 
-async def _read_body(request: Request) -> bytes:
+async def _read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise FengkongError("body_too_large", f"the request body exceeds {MAX_BODY_BYTES} bytes", "body", 413)
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise FengkongError("body_too_large", f"the request body exceeds {limit} bytes", "body", 413)
     body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise FengkongError("body_too_large", f"the request body exceeds {MAX_BODY_BYTES} bytes", "body", 413)
+    if len(body) > limit:
+        raise FengkongError("body_too_large", f"the request body exceeds {limit} bytes", "body", 413)
     return body
 
 

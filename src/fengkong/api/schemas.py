@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 
 class ReasonOut(BaseModel):
@@ -70,6 +70,51 @@ class AuditOut(BaseModel):
     head_hash: str
     first_bad_seq: int | None
     findings: list[dict[str, Any]]
+
+
+class EventErrorOut(BaseModel):
+    index: int
+    event_id: str | None
+    code: str
+    field: str | None
+    message: str
+
+
+class IngestOut(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: int
+    accepted_ids: list[str]
+    duplicate_ids: list[str]
+    errors: list[EventErrorOut]
+
+
+def _iso_text(value: Any) -> Any:
+    """Only ISO 8601 text is a time here (pydantic would also read a bare number as a Unix timestamp)."""
+    if value is not None and not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 date-time text with a time zone")
+    return value
+
+
+class ListEntryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    list: Literal["blacklist", "watchlist"]
+    kind: Literal["customer", "device", "phone", "id_number", "bank_card", "ip", "payee"]
+    value: str = Field(min_length=1, max_length=128, description="raw identifier (hashed on arrival) or customer id")
+    reason: str = Field(min_length=1, max_length=64)
+    source: str = Field("analyst", min_length=1, max_length=64)
+    expires_at: Annotated[AwareDatetime | None, BeforeValidator(_iso_text)] = Field(
+        None, description="ISO 8601 with a time zone; omit for no expiry"
+    )
+
+
+class ListEntryOut(BaseModel):
+    id: str
+
+
+class ProtectIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Literal["scam_victim", "identity_theft", "other"] = "scam_victim"
 
 
 class HealthOut(BaseModel):

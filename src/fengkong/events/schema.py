@@ -7,12 +7,21 @@ hashes before anything is stored or counted, exactly as for applications.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
+
+from fengkong.validation import Whole
 
 _REF = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
 Amount = Annotated[float, Field(gt=0, le=1_000_000_000)]
+
+
+def _iso_text(value: Any) -> Any:
+    """A time is ISO 8601 text here; pydantic would also read a bare number as a Unix timestamp."""
+    if not isinstance(value, str | dt.datetime):
+        raise ValueError("must be an ISO 8601 date-time text with a time zone, e.g. 2026-11-23T10:00:00+08:00")
+    return value
 
 
 class _Event(BaseModel):
@@ -20,7 +29,9 @@ class _Event(BaseModel):
 
     event_id: str = Field(pattern=_REF, description="unique per event; a retry with the same id is counted once")
     customer_id: str = Field(pattern=_REF)
-    occurred_at: AwareDatetime = Field(strict=False, description="when it happened, ISO 8601 with a time zone")
+    occurred_at: Annotated[AwareDatetime, BeforeValidator(_iso_text)] = Field(
+        strict=False, description="when it happened, ISO 8601 with a time zone"
+    )
     device_id: str | None = Field(None, min_length=1, max_length=128)
     ip: str | None = Field(None, min_length=2, max_length=45)
 
@@ -93,10 +104,10 @@ class Repayment(_Event):
 
 class BureauUpdate(_Event):
     type: Literal["bureau_update"]
-    inquiries_7d: int = Field(ge=0, le=10_000)
-    inquiries_30d: int = Field(ge=0, le=10_000)
-    inquiries_90d: int = Field(ge=0, le=10_000)
-    active_loans: int = Field(ge=0, le=10_000)
+    inquiries_7d: Whole = Field(ge=0, le=10_000)
+    inquiries_30d: Whole = Field(ge=0, le=10_000)
+    inquiries_90d: Whole = Field(ge=0, le=10_000)
+    active_loans: Whole = Field(ge=0, le=10_000)
     total_debt: float = Field(ge=0, le=10_000_000_000)
 
     @model_validator(mode="after")

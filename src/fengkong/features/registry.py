@@ -88,6 +88,10 @@ FEATURES = FeatureRegistry(
         Feature("bureau_worst_dpd", _N, "Worst days past due on the bureau record.", "bureau"),
         Feature("bureau_hit", _B, "A credit bureau summary was supplied.", "bureau"),
         Feature("debt_to_income", _N, "bureau_total_debt / (12 × monthly_income).", "bureau"),
+        # internal lists (identifiers as keyed hashes) and victim protection
+        Feature("list_blacklist_hit", _B, "An identifier or the customer is on the internal blacklist.", "lists"),
+        Feature("list_watchlist_hit", _B, "An identifier or the customer is on the internal watchlist.", "lists"),
+        Feature("customer_protected", _B, "The customer is a recorded scam or identity-theft victim.", "lists"),
         # model output
         Feature("score", _N, "The policy's scorecard score (higher is better).", "model"),
     )

@@ -59,5 +59,3 @@ class MemoryState:
         """Entries held, for memory tests and metrics."""
         with self._lock:
             return sum(len(v) for v in self._series.values())
-
-

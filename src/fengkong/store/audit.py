@@ -47,9 +47,7 @@ def entry_hash(
 _BUMP_HEAD = sa.update(audit_head).where(audit_head.c.id == 1).values(seq=audit_head.c.seq + 1)
 _READ_HEAD = sa.select(audit_head.c.seq, audit_head.c.entry_hash).where(audit_head.c.id == 1)
 _INSERT_ENTRY = sa.insert(audit_log)
-_SET_HEAD_HASH = (
-    sa.update(audit_head).where(audit_head.c.id == 1).values(entry_hash=sa.bindparam("new_hash"))
-)
+_SET_HEAD_HASH = sa.update(audit_head).where(audit_head.c.id == 1).values(entry_hash=sa.bindparam("new_hash"))
 
 
 def append(

@@ -85,3 +85,38 @@ api_keys = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("revoked_at", Timestamp, nullable=True),
 )
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("event_id", sa.String(64), primary_key=True),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("customer_id", sa.String(64), nullable=False, index=True),
+    sa.Column("occurred_at", Timestamp, nullable=False, index=True),
+    sa.Column("received_at", Timestamp, nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),  # the event with identifiers replaced by keyed hashes
+)
+
+# Internal lists of identifiers (as keyed hashes): blacklist (decline), watchlist (review). Victims of scams
+# and identity theft are recorded as protected, never listed as fraudsters.
+risk_lists = sa.Table(
+    "risk_lists",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("list", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, index=True),
+    sa.Column("reason", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=True),
+    sa.Column("removed_at", Timestamp, nullable=True),
+)
+
+protected_customers = sa.Table(
+    "protected_customers",
+    metadata,
+    sa.Column("customer_id", sa.String(64), primary_key=True),
+    sa.Column("reason", sa.String(64), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)

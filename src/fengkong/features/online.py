@@ -1,0 +1,59 @@
+"""Online features: what the event stream says about an applicant at decision time.
+
+Combines the velocity windows, the entity-link graph and the internal risk lists behind one object that
+the engine feeds with observations (events and decisions) and asks for features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fengkong.features.graph import EntityGraph
+from fengkong.features.velocity import Observation, Velocity
+
+# Keys of the protected identity (see Engine._protect) → entity kinds used by windows and graph.
+IDENTITY_ENTITIES = {
+    "device_id_key": "device",
+    "ip_key": "ip",
+    "phone_key": "phone",
+    "id_number_key": "id_number",
+    "bank_card_key": "bank_card",
+}
+# Identifiers that join customers in the graph (see EntityGraph: ip is recorded but never joins).
+GRAPH_KINDS = ("device", "phone", "id_number", "bank_card", "ip")
+
+
+def entity_keys(customer_id: str, protected_identity: Mapping[str, str]) -> dict[str, str]:
+    keys = {"customer": customer_id}
+    for field, entity in IDENTITY_ENTITIES.items():
+        value = protected_identity.get(field)
+        if value is not None:
+            keys[entity] = value
+    return keys
+
+
+class OnlineFeatures:
+    def __init__(self, velocity: Velocity, graph: EntityGraph) -> None:
+        self.velocity = velocity
+        self.graph = graph
+
+    def features(self, keys: Mapping[str, str], now: float) -> dict[str, Any]:
+        customer = keys["customer"]
+        identifiers = {k: v for k, v in keys.items() if k in GRAPH_KINDS}
+        out: dict[str, Any] = self.velocity.features(keys, now)
+        out.update(self.graph.features(customer, identifiers))
+        return out
+
+    def observe(self, obs: Observation, outcome: str | None = None) -> None:
+        self.velocity.observe(obs)
+        self.graph_only(obs, outcome)
+
+    def graph_only(self, obs: Observation, outcome: str | None = None) -> None:
+        """Replay an event too old for any window into the link graph only (engine start-up)."""
+        identifiers = {k: v for k, v in obs.keys.items() if k in GRAPH_KINDS}
+        customer = obs.keys.get("customer")
+        if customer is not None and identifiers and obs.event_type in ("application", "device_bound", "login"):
+            self.graph.link(customer, identifiers)
+        if customer is not None and outcome == "decline":
+            self.graph.mark(customer, declined=True)
