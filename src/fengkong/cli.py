@@ -183,6 +183,108 @@ def explain(
     out.print(f"  {customer['appeal']}", highlight=False)
 
 
+@app.command()
+def ingest(
+    file: Annotated[Path, typer.Argument(help="JSON Lines file of events (one event per line), or - for stdin")],
+    batch: Annotated[int, typer.Option(help="events per transaction", min=1, max=10_000)] = 2000,
+    as_json: AsJson = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Ingest events (same as POST /v1/events): stored once each, counted in the online features.
+
+    A line that is not valid JSON or not a valid event is reported with its line number and skipped; the
+    other lines are kept. Exits 1 if any line was refused.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    engine = _engine(database_url)
+    text = sys.stdin.read() if str(file) == "-" else _read(file)
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    totals = {"accepted": 0, "duplicates": 0, "rejected": 0}
+    errors: list[dict[str, Any]] = []
+    columns = (TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, disable=as_json or not err.is_terminal) as progress:
+        task = progress.add_task("ingest", total=len(lines))
+        for start in range(0, len(lines), batch):
+            chunk = lines[start : start + batch]
+            items: list[Any] = []
+            numbers: list[int] = []
+            for number, line in chunk:
+                try:
+                    items.append(json.loads(line))
+                    numbers.append(number)
+                except json.JSONDecodeError as exc:
+                    totals["rejected"] += 1
+                    errors.append(
+                        {
+                            "line": number,
+                            "code": "malformed_json",
+                            "field": None,
+                            "message": f"not valid JSON: {exc.msg}",
+                        }
+                    )
+            result = engine.ingest(items, actor="cli")
+            totals["accepted"] += len(result.accepted)
+            totals["duplicates"] += len(result.duplicates)
+            totals["rejected"] += len(result.rejected)
+            for r in result.rejected:
+                errors.append(
+                    {
+                        "line": numbers[r.index],
+                        "event_id": r.event_id,
+                        "code": r.code,
+                        "field": r.field,
+                        "message": r.message,
+                    }
+                )
+            progress.advance(task, len(chunk))
+    if as_json:
+        out.print_json(json.dumps({**totals, "errors": errors}, ensure_ascii=False))
+    else:
+        out.print(
+            f"accepted {totals['accepted']}, duplicates {totals['duplicates']} (not counted twice), "
+            f"rejected {totals['rejected']}"
+        )
+        for e in errors[:50]:
+            err.print(
+                f"  line {e['line']}: {e['code']} {e.get('field') or ''}: {e['message']}", highlight=False, markup=False
+            )
+    if totals["rejected"]:
+        raise typer.Exit(1)
+
+
+lists_app = typer.Typer(help="Internal blacklist and watchlist; victim protection.", no_args_is_help=True)
+app.add_typer(lists_app, name="lists")
+
+
+@lists_app.command("add")
+def lists_add(
+    list_name: Annotated[str, typer.Option("--list", help="blacklist or watchlist")],
+    kind: Annotated[str, typer.Option(help="customer, device, phone, id_number, bank_card, ip or payee")],
+    value: Annotated[str, typer.Option(help="the raw identifier (hashed at once) or the customer id")],
+    reason: Annotated[str, typer.Option(help="why, e.g. confirmed_fraud")],
+    source: Annotated[str, typer.Option(help="who says so")] = "cli",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Put an identifier or a customer on a list (refused for protected victims)."""
+    try:
+        entry = _engine(database_url).add_to_list(list_name, kind, value, reason, source, actor="cli")
+    except FengkongError as exc:
+        _fail(exc)
+    out.print(f"listed {entry}")
+
+
+@lists_app.command("protect")
+def lists_protect(
+    customer_id: Annotated[str, typer.Argument(help="the customer to protect")],
+    reason: Annotated[str, typer.Option(help="scam_victim, identity_theft or other")] = "scam_victim",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Record a customer as a victim: protected, reviewed by a person, never listed as a fraudster."""
+    _engine(database_url).protect_customer(customer_id, reason, actor="cli")
+    out.print(f"protected {customer_id}")
+
+
 @policy_app.command("check")
 def policy_check(
     file: Annotated[Path, typer.Argument(help="policy YAML file")],

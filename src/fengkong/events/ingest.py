@@ -89,7 +89,7 @@ def parse_events(items: list[Any]) -> tuple[list[tuple[int, Event]], list[Reject
                     event_id if isinstance(event_id, str) else None,
                     err.code,
                     _strip_tag(err.field),
-                    _strip_tag(err.message) or err.message,
+                    err.problems[0].message if err.problems else err.message,
                 )
             )
             continue
