@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from fengkong import __version__
 from fengkong.api import create_app
 from fengkong.domain import Language
+from fengkong.policy.loader import load_default_policy
 from fengkong.reasons import reason
 from fengkong.store import audit
 from fengkong.store.tables import api_keys, decisions, policies
@@ -28,7 +29,7 @@ from fengkong.store.tables import api_keys, decisions, policies
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = json.loads((ROOT / "examples" / "application.json").read_text(encoding="utf-8"))
 DEFAULT_POLICY_TEXT = (ROOT / "src" / "fengkong" / "policies" / "default.yaml").read_text(encoding="utf-8")
-DEFAULT_VERSION = "2026.11.1"
+DEFAULT_VERSION = load_default_policy().version  # whatever the bundled policy says
 ROLES = ("system", "analyst", "auditor", "admin")
 
 # Raw identifiers of examples/application.json, in the forms they could leak in (as sent, digits only).

@@ -23,12 +23,13 @@ import pytest
 from typer.testing import CliRunner
 
 from fengkong.cli import app
+from fengkong.policy.loader import load_default_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_FILE = ROOT / "examples" / "application.json"
 EXAMPLE = json.loads(EXAMPLE_FILE.read_text(encoding="utf-8"))
 DEFAULT_POLICY = ROOT / "src" / "fengkong" / "policies" / "default.yaml"
-DEFAULT_VERSION = "2026.11.1"
+DEFAULT_VERSION = load_default_policy().version  # whatever the bundled policy says
 KEY_SHAPE = re.compile(r"fk_[0-9a-f]{12}_[A-Za-z0-9_\-]{20,}")
 DECISION_ID = re.compile(r"dec_[0-9A-Z]{26}")
 _FENGKONG_ENV = ("FENGKONG_DATABASE_URL", "FENGKONG_SECRET_KEY", "FENGKONG_SECRET_FILE")

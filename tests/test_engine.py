@@ -20,14 +20,14 @@ from conftest import TEST_SECRET
 from fengkong.domain import Language, Outcome, Role
 from fengkong.errors import FengkongError
 from fengkong.pii import id_number_check_digit, inspect_id_number
-from fengkong.policy.loader import DEFAULT_POLICY_PATH, load_policy_text
+from fengkong.policy.loader import DEFAULT_POLICY_PATH, load_default_policy, load_policy_text
 from fengkong.reasons import reason
 from fengkong.security import ROLE_PERMISSIONS, Permission, parse_key_id
 from fengkong.service import Engine
 from fengkong.store import audit
 from fengkong.store.tables import api_keys, audit_log, decisions, policies
 
-DEFAULT_VERSION = "2026.11.1"
+DEFAULT_VERSION = load_default_policy().version  # whatever the bundled policy says
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -75,8 +75,8 @@ def id_ending_in_x() -> str:
 def v2_policy(declare_over: int = 30, version: str = "2026.12.0") -> Any:
     """The default policy under a new version that declines applicants older than ``declare_over``."""
     text = DEFAULT_POLICY_PATH.read_text(encoding="utf-8")
-    assert 'version: "2026.11.1"' in text and "age < 18 or age > 65" in text
-    text = text.replace('version: "2026.11.1"', f'version: "{version}"')
+    assert f'version: "{DEFAULT_VERSION}"' in text and "age < 18 or age > 65" in text
+    text = text.replace(f'version: "{DEFAULT_VERSION}"', f'version: "{version}"')
     text = text.replace("age < 18 or age > 65", f"age < 18 or age > {declare_over}")
     return load_policy_text(text, source="v2")
 

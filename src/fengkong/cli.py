@@ -253,6 +253,24 @@ def ingest(
         raise typer.Exit(1)
 
 
+@app.command()
+def alerts(
+    customer: Annotated[str | None, typer.Option(help="only this customer")] = None,
+    limit: Annotated[int, typer.Option(help="at most this many, newest first")] = 50,
+    as_json: AsJson = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Alerts raised by the active policy's event triggers."""
+    rows = _engine(database_url).list_alerts(customer, None, limit)
+    if as_json:
+        out.print_json(json.dumps(rows, ensure_ascii=False, default=str))
+        return
+    table = Table("created", "customer", "trigger", "action", "reason", "event")
+    for r in rows:
+        table.add_row(r["created_at"], r["customer_id"], r["trigger_id"], r["action"], r["reason"], r["event_id"])
+    out.print(table)
+
+
 lists_app = typer.Typer(help="Internal blacklist and watchlist; victim protection.", no_args_is_help=True)
 app.add_typer(lists_app, name="lists")
 

@@ -13,3 +13,4 @@ DECISION_SECONDS = Histogram(
 )
 REJECTED = Counter("fengkong_rejected_requests_total", "Requests refused with a 4xx error", ["code"])
 EVENTS = Counter("fengkong_events_total", "Events stored and counted (duplicates excluded)")
+ALERTS = Counter("fengkong_alerts_total", "Alerts raised by event triggers", ["trigger", "action"])

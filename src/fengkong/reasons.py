@@ -131,6 +131,33 @@ _CATALOGUE: tuple[ReasonCode, ...] = (
         "我们的工作人员会通过您预留的联系方式与您联系，请勿向任何人透露验证码。",
         "Our staff will contact you on the details you gave us; never share a verification code with anyone.",
     ),
+    ReasonCode(
+        "ACCOUNT_TAKEOVER_SUSPECTED",
+        Category.FRAUD,
+        "New device and password change followed by a drawdown or transfer within 24 hours (takeover pattern).",
+        "为保护您的账户安全，我们暂停了借款和转账，需要与您核实近期的操作。",
+        "To protect your account we have paused borrowing and transfers until we confirm recent activity with you.",
+        "请通过官方客服渠道联系我们完成身份核实；我们不会向您索要验证码或密码。",
+        "Please contact us through our official service channel to verify; we never ask for codes or passwords.",
+    ),
+    ReasonCode(
+        "CASH_OUT_SUSPECTED",
+        Category.FRAUD,
+        "Money paid to a merchant came back from that merchant to the payer within 24 hours (cash-out, 套现).",
+        "您的部分交易需要我们进一步核实。",
+        "Some of your transactions need to be checked by us.",
+        "请保留交易凭证，我们的工作人员可能会联系您。",
+        "Please keep your receipts; our staff may contact you.",
+    ),
+    ReasonCode(
+        "SCAM_VICTIM_SUSPECTED",
+        Category.VERIFICATION,
+        "Most of a new drawdown is leaving to a payee this customer never paid before (possible induced fraud).",
+        "为保护您的资金安全，我们需要与您确认这笔转账。",
+        "To keep your money safe, we need to confirm this transfer with you.",
+        "如有人以投资、退款、贷款或冒充公检法等理由要求您转账，请立即停止并联系我们。",
+        "If someone asked you to transfer money for an investment, refund, loan or 'safe account', stop and call us.",
+    ),
     # capacity
     ReasonCode(
         "INCOME_TOO_LOW",

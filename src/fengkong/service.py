@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import heapq
 import json
 import logging
 import threading
@@ -25,7 +26,7 @@ from fengkong import metrics
 from fengkong.applications import ApplicationIn
 from fengkong.domain import Language, Outcome, Role, new_id
 from fengkong.errors import FengkongError, FieldProblem, from_validation_error, not_found
-from fengkong.events.ingest import IngestResult, observation, parse_events, protect
+from fengkong.events.ingest import IngestResult, keys_from_payload, observation, parse_events, protect
 from fengkong.explain import analyst_view, customer_view
 from fengkong.features.application import application_features
 from fengkong.features.graph import EntityGraph
@@ -50,11 +51,21 @@ from fengkong.security import Principal, hash_api_key, key_matches, new_api_key,
 from fengkong.state.memory import MemoryState
 from fengkong.store import audit
 from fengkong.store.db import create_db_engine, database_url, migrate
-from fengkong.store.tables import api_keys, audit_log, decisions, events, policies, protected_customers, risk_lists
+from fengkong.store.tables import (
+    alerts,
+    api_keys,
+    audit_log,
+    decisions,
+    events,
+    policies,
+    protected_customers,
+    risk_lists,
+)
 
 log = logging.getLogger("fengkong")
 
 _IDENTIFIERS = ("id_number", "phone", "bank_card", "device_id", "ip")
+_ENTITY_KIND = {"device_id": "device"}  # identity field → the kind its keyed hash is namespaced by
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +145,8 @@ class Engine:
         self._active_checked = 0.0  # time.monotonic() when _active_version was last read from the store
         self._lock = threading.Lock()
         self._key_cache: dict[str, tuple[float, Principal | None]] = {}
+        # (expires_at timestamp, customer id) of customer blacklist entries marked in the graph: see _expire_marks
+        self._mark_expiry: list[tuple[float, str]] = []
         self.online = OnlineFeatures(
             Velocity(load_windows(), state if state is not None else MemoryState()), EntityGraph()
         )
@@ -312,6 +325,7 @@ class Engine:
 
         features = application_features(app, id_facts, today)
         keys = entity_keys(app.customer_id, inputs["identity"])
+        self._expire_marks(now)
         features.update(self.online.features(keys, now.timestamp()))
         features.update(self._list_features(app.customer_id, keys, now))
         result = policy.decide_row(features)
@@ -398,11 +412,14 @@ class Engine:
         for kind in _IDENTIFIERS:
             raw = getattr(ident, kind)
             given_hash = getattr(ident, f"{kind}_hash", None)
+            # hashed under the entity kind events and lists use too ("device", not the field name "device_id"),
+            # so that a device seen in an event or put on a list is the same key as in an application
+            entity = _ENTITY_KIND.get(kind, kind)
             if raw is not None:
                 plain[kind] = raw
-                protected[f"{kind}_key"] = self.vault.keyed_hash(kind, sha256_hex(normalize(kind, raw)))
+                protected[f"{kind}_key"] = self.vault.keyed_hash(entity, sha256_hex(normalize(entity, raw)))
             elif given_hash is not None:
-                protected[f"{kind}_key"] = self.vault.keyed_hash(kind, given_hash)
+                protected[f"{kind}_key"] = self.vault.keyed_hash(entity, given_hash)
         id_facts = inspect_id_number(ident.id_number, today) if ident.id_number is not None else None
         inputs = app.model_dump(mode="json", exclude={"identity"}, exclude_unset=True)  # what the lender sent
         inputs["identity"] = protected
@@ -528,14 +545,79 @@ class Engine:
             new_rows = [r for r in rows if r["event_id"] not in existing]
             if new_rows:
                 conn.execute(_INSERT_EVENT, new_rows)
+        policy = self.policy()
+        raised: list[dict[str, Any]] = []
         for event, occurred, keys, payload in prepared:
             if event.event_id in existing:
                 result.duplicates.append(event.event_id)
                 continue
-            self.online.observe(observation(event.type, event.event_id, occurred, keys, payload))
+            self.online.observe(
+                observation(event.type, event.event_id, occurred, keys, payload), payload.get("outcome")
+            )
             result.accepted.append(event.event_id)
+            if policy.triggers_for(event.type):
+                raised.extend(self._fire_triggers(policy, event.type, event.event_id, keys, occurred))
+        if raised:
+            self._store_alerts(raised, actor)
+            result.alerts = [a["id"] for a in raised]
         metrics.EVENTS.inc(len(result.accepted))
         return result
+
+    def _fire_triggers(
+        self, policy: CompiledPolicy, event_type: str, event_id: str, keys: Mapping[str, str], occurred: dt.datetime
+    ) -> list[dict[str, Any]]:
+        """Event triggers see the customer's online features *including* this event."""
+        features = self.online.features(keys, occurred.timestamp())
+        features.update(self._list_features(keys["customer"], keys, occurred))
+        now = _now()
+        return [
+            {
+                "id": new_id("alr"),
+                "created_at": now,
+                "customer_id": keys["customer"],
+                "event_id": event_id,
+                "trigger_id": t.id,
+                "action": t.action,
+                "reason": t.reason,
+                "policy_version": policy.version,
+                "features": {k: v for k, v in features.items() if v not in (None, 0.0, False)},
+                "status": "open",
+            }
+            for t in policy.fire_triggers(event_type, features)
+        ]
+
+    def _store_alerts(self, rows: list[dict[str, Any]], actor: str) -> None:
+        with self.db.begin() as conn:
+            conn.execute(sa.insert(alerts), rows)
+            for row in rows:
+                audit.append(
+                    conn,
+                    "alert_raised",
+                    row["id"],
+                    actor,
+                    audit.content_hash(
+                        {
+                            k: row[k]
+                            for k in ("customer_id", "event_id", "trigger_id", "action", "reason", "policy_version")
+                        }
+                    ),
+                    row["created_at"],
+                )
+        for row in rows:
+            metrics.ALERTS.labels(row["trigger_id"], row["action"]).inc()
+            log.info("alert %s trigger=%s action=%s", row["id"], row["trigger_id"], row["action"])
+
+    def list_alerts(
+        self, customer_id: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        query = sa.select(alerts).order_by(alerts.c.created_at.desc()).limit(limit)
+        if customer_id is not None:
+            query = query.where(alerts.c.customer_id == customer_id)
+        if status is not None:
+            query = query.where(alerts.c.status == status)
+        with self.db.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [{**row, "created_at": audit.timestamp_text(row["created_at"])} for row in rows]
 
     def ingest_json(self, body: bytes | str, actor: str = "api") -> IngestResult:
         try:
@@ -587,7 +669,9 @@ class Engine:
     ) -> dict[str, Any]:
         """The online features of a customer now (for analysts and tests); identity holds keyed hashes."""
         keys = entity_keys(customer_id, identity or {})
-        return self.online.features(keys, (as_of or _now()).timestamp())
+        now = as_of or _now()
+        self._expire_marks(now)
+        return self.online.features(keys, now.timestamp())
 
     def _rebuild_online_state(self) -> None:
         """Replay stored events into the online state, so a restart loses nothing."""
@@ -600,12 +684,7 @@ class Engine:
             )
             for row in rows:
                 payload = row.payload
-                keys = entity_keys(row.customer_id, payload)
-                for name, kind in (("payee_key", "payee"),):
-                    if payload.get(name):
-                        keys[kind] = payload[name]
-                if payload.get("merchant_id"):
-                    keys["merchant"] = payload["merchant_id"]
+                keys = keys_from_payload(row.customer_id, payload)
                 occurred = row.occurred_at if row.occurred_at.tzinfo else row.occurred_at.replace(tzinfo=dt.UTC)
                 obs = observation(row.type, row.event_id, occurred, keys, payload)
                 if occurred < since:
@@ -613,12 +692,15 @@ class Engine:
                     self.online.graph_only(obs, payload.get("outcome"))
                 else:
                     self.online.observe(obs, payload.get("outcome"))
-            for customer in conn.execute(
-                sa.select(risk_lists.c.key_hash).where(
-                    (risk_lists.c.kind == "customer") & risk_lists.c.removed_at.is_(None)
+            now = _now()
+            for customer, expires_at in conn.execute(
+                sa.select(risk_lists.c.key_hash, risk_lists.c.expires_at).where(
+                    (risk_lists.c.kind == "customer")
+                    & (risk_lists.c.list == "blacklist")
+                    & risk_lists.c.removed_at.is_(None)
                 )
-            ).scalars():
-                self.online.graph.mark(customer, blacklisted=True)
+            ):
+                self._mark_blacklisted(customer, expires_at, now)
 
     # ------------------------------------------------------------------------------------------ lists
 
@@ -674,8 +756,46 @@ class Engine:
                 now,
             )
         if kind == "customer" and list_name == "blacklist":
-            self.online.graph.mark(key, blacklisted=True)
+            self._mark_blacklisted(key, expires_at, now)
         return entry_id
+
+    def _mark_blacklisted(self, customer_id: str, expires_at: dt.datetime | None, now: dt.datetime) -> None:
+        """Mark a blacklisted customer in the link graph, until its entry expires (an expired one marks nothing)."""
+        if expires_at is not None:
+            if _aware(expires_at) <= now:
+                return
+            with self._lock:
+                heapq.heappush(self._mark_expiry, (_aware(expires_at).timestamp(), customer_id))
+        self.online.graph.mark(customer_id, blacklisted=True)
+
+    def _expire_marks(self, now: dt.datetime) -> None:
+        """Clear the graph mark of customers whose blacklist entries have all expired by ``now``."""
+        if not self._mark_expiry or self._mark_expiry[0][0] > now.timestamp():
+            return
+        due: set[str] = set()
+        with self._lock:
+            while self._mark_expiry and self._mark_expiry[0][0] <= now.timestamp():
+                due.add(heapq.heappop(self._mark_expiry)[1])
+        for customer in due:
+            with self.db.connect() as conn:
+                entries = (
+                    conn.execute(
+                        sa.select(risk_lists.c.expires_at).where(
+                            (risk_lists.c.kind == "customer")
+                            & (risk_lists.c.list == "blacklist")
+                            & (risk_lists.c.key_hash == customer)
+                            & risk_lists.c.removed_at.is_(None)
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+            live = [e for e in entries if e is None or _aware(e) > now]
+            if not live:
+                self.online.graph.mark(customer, blacklisted=False)
+            elif None not in live:
+                with self._lock:
+                    heapq.heappush(self._mark_expiry, (max(_aware(e).timestamp() for e in live), customer))
 
     def protect_customer(self, customer_id: str, reason: str = "scam_victim", actor: str = "python") -> None:
         """Mark a customer as a victim (scam, identity theft): protected, never listed as a fraudster."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Query, Request
@@ -48,11 +48,30 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         version=__version__,
         description="Open, explainable credit risk control: decisions, reasons, policies and a tamper-evident audit.",
         responses=ERRORS,
+        dependencies=[Depends(_reject_unknown_query)],
     )
     app.state.engine = engine if engine is not None else Engine()
     _install_error_handlers(app)
     _routes(app)
     return app
+
+
+def _reject_unknown_query(request: Request) -> None:
+    """A misspelt query parameter (``?reveal_pil=true``) is an error, not silently ignored."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or not request.query_params:
+        return
+    known: set[str] = set()
+    stack = [dependant]
+    while stack:
+        dep = stack.pop()
+        known |= {p.alias for p in dep.query_params}
+        stack.extend(dep.dependencies)
+    for name in request.query_params:
+        if name not in known:
+            allowed = ", ".join(sorted(known)) or "none"
+            raise FengkongError("unknown_field", f"unknown query parameter {name!r} (allowed: {allowed})", name, 422)
 
 
 def _error_response(err: FengkongError) -> JSONResponse:
@@ -201,6 +220,16 @@ def _routes(app: FastAPI) -> None:
         _p: Annotated[Principal, Depends(require(Permission.READ_DECISION))],
     ) -> dict[str, Any]:
         return engine.online_features(customer_id)
+
+    @app.get("/v1/alerts", tags=["events"], summary="Alerts raised by the policy's event triggers, newest first")
+    def list_alerts(
+        engine: EngineDep,
+        _p: Annotated[Principal, Depends(require(Permission.READ_DECISION))],
+        customer_id: Annotated[str | None, Query(max_length=64)] = None,
+        status: Annotated[Literal["open", "closed"] | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict[str, Any]]:
+        return engine.list_alerts(customer_id, status, limit)
 
     @app.post(
         "/v1/lists",

@@ -87,6 +87,7 @@ class IngestOut(BaseModel):
     accepted_ids: list[str]
     duplicate_ids: list[str]
     errors: list[EventErrorOut]
+    alerts: list[str]
 
 
 def _iso_text(value: Any) -> Any:

@@ -47,6 +47,7 @@ class IngestResult:
     accepted: list[str] = field(default_factory=list)  # new events, stored and counted
     duplicates: list[str] = field(default_factory=list)  # already stored: not counted again
     rejected: list[Rejection] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)  # ids of alerts the events' triggers raised
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +57,7 @@ class IngestResult:
             "accepted_ids": self.accepted,
             "duplicate_ids": self.duplicates,
             "errors": [r.as_dict() for r in self.rejected],
+            "alerts": self.alerts,
         }
 
 
@@ -119,17 +121,27 @@ def _strip_tag(text: str | None) -> str | None:
 def protect(event: Event, vault: PiiVault) -> tuple[dict[str, Any], dict[str, str]]:
     """The stored payload (identifiers as ``<field>_key``) and the entity keys the windows and graph use."""
     payload = event.model_dump(mode="json")
-    keys = {"customer": event.customer_id}
     for name, kind in PROTECTED_FIELDS.items():
         raw = payload.pop(name, None)
         if raw is not None:
-            key = vault.keyed_hash(kind, sha256_hex(normalize(kind, str(raw))))
-            payload[f"{name}_key"] = key
-            keys[kind] = key
-    merchant = getattr(event, "merchant_id", None)
+            payload[f"{name}_key"] = vault.keyed_hash(kind, sha256_hex(normalize(kind, str(raw))))
+    return payload, keys_from_payload(event.customer_id, payload)
+
+
+def keys_from_payload(customer_id: str, payload: dict[str, Any]) -> dict[str, str]:
+    """Entity keys of a stored event (also used to rebuild the online state from the events table)."""
+    keys = {"customer": customer_id}
+    for name, kind in PROTECTED_FIELDS.items():
+        value = payload.get(f"{name}_key")
+        if value is not None:
+            keys[kind] = value
+    merchant = payload.get("merchant_id")
     if merchant is not None:
         keys["merchant"] = merchant
-    return payload, keys
+        keys["customer_merchant"] = f"{customer_id}|{merchant}"
+    if "payee" in keys:
+        keys["customer_payee"] = f"{customer_id}|{keys['payee']}"
+    return keys
 
 
 def observation(

@@ -18,7 +18,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from fengkong.features.registry import Feature, FeatureRegistry, FeatureType
 
-ENTITIES = ("customer", "device", "ip", "phone", "id_number", "bank_card", "payee", "merchant")
+ENTITIES = (
+    "customer",
+    "device",
+    "ip",
+    "phone",
+    "id_number",
+    "bank_card",
+    "payee",
+    "merchant",
+    "customer_merchant",
+    "customer_payee",
+)  # the last two are pairs: one customer with one counterparty
 DEFAULT_WINDOWS_FILE = Path(__file__).with_name("windows.yaml")
 _DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -34,7 +45,18 @@ def parse_duration(text: str) -> float:
 class WindowSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    entity: Literal["customer", "device", "ip", "phone", "id_number", "bank_card", "payee", "merchant"]
+    entity: Literal[
+        "customer",
+        "device",
+        "ip",
+        "phone",
+        "id_number",
+        "bank_card",
+        "payee",
+        "merchant",
+        "customer_merchant",
+        "customer_payee",
+    ]
     events: tuple[str, ...] = Field(min_length=1)
     agg: Literal["count", "sum", "distinct"]
     of: Literal["customer", "device", "ip", "phone", "id_number", "bank_card", "payee", "merchant"] | None = None

@@ -28,7 +28,7 @@ from fengkong.domain import Outcome
 from fengkong.features.registry import FeatureRegistry, FeatureType
 from fengkong.models.scorecard import CharacteristicScore, Scorecard
 from fengkong.policy import expressions as ex
-from fengkong.policy.schema import PolicySpec
+from fengkong.policy.schema import PolicySpec, TriggerSpec
 
 RowFn = Callable[[Mapping[str, Any]], Any]
 
@@ -288,6 +288,7 @@ class CompiledPolicy:
         features: FeatureRegistry,
         source_text: str,
         content_hash: str,
+        trigger_trees: Sequence[ex.Node] = (),
     ) -> None:
         self.spec = spec
         self.scorecard = scorecard
@@ -298,11 +299,23 @@ class CompiledPolicy:
             _Rule(r.id, Outcome(r.action), r.reason, compile_row(t), compile_columnar(t))
             for r, t in zip(spec.rules, trees, strict=True)
         )
+        self._triggers = tuple((t, compile_row(tree)) for t, tree in zip(spec.triggers, trigger_trees, strict=True))
         refs: set[str] = set(scorecard.features) | {"monthly_income"}
         for tree in trees:
             refs |= ex.references(tree)
         self.inputs = sorted(refs - {"score"})
         self._limit_flat = [v for row in spec.limits.table for v in row]
+
+    def triggers_for(self, event_type: str) -> list[TriggerSpec]:
+        return [t for t, _ in self._triggers if event_type in t.events]
+
+    def fire_triggers(self, event_type: str, features: Mapping[str, Any]) -> list[TriggerSpec]:
+        """The triggers woken by this event type whose condition is definitely true on these features."""
+        woken = [(t, fn) for t, fn in self._triggers if event_type in t.events]
+        if not woken:
+            return []
+        row = normalize_row(features, self.features)
+        return [t for t, fn in woken if fn(row) is True]
 
     @property
     def version(self) -> str:

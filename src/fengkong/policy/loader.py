@@ -80,18 +80,20 @@ def load_policy_text(
     problems: list[PolicyProblem] = []
     trees: list[ex.Node] = []
 
-    def check_rule(i: int, rule_id: str | None, when: Any, reason: Any) -> None:
+    trigger_trees: list[ex.Node] = []
+
+    def check_rule(i: int, rule_id: str | None, when: Any, reason: Any, section: str = "rules") -> None:
         if isinstance(when, str) and when:
             try:
                 tree = ex.parse(when)
                 kind = ex.check(tree, features)
                 if kind is not FeatureType.BOOL:
                     raise ExpressionError(f"a rule condition must be true or false, this one is a {kind}", 0)
-                trees.append(tree)
+                (trees if section == "rules" else trigger_trees).append(tree)
             except ExpressionError as exc:
-                problems.append(problem(("rules", i, "when"), exc.message + f" — in: {when}", rule_id, exc.position))
+                problems.append(problem((section, i, "when"), exc.message + f" — in: {when}", rule_id, exc.position))
         if isinstance(reason, str) and not is_known(reason):
-            problems.append(problem(("rules", i, "reason"), f"unknown reason code {reason!r}", rule_id))
+            problems.append(problem((section, i, "reason"), f"unknown reason code {reason!r}", rule_id))
 
     try:
         spec = PolicySpec.model_validate(data)
@@ -112,6 +114,8 @@ def load_policy_text(
 
     for i, rule in enumerate(spec.rules):
         check_rule(i, rule.id, rule.when, rule.reason)
+    for i, trigger in enumerate(spec.triggers):
+        check_rule(i, trigger.id, trigger.when, trigger.reason, section="triggers")
 
     try:
         scorecard = resolve_scorecard(spec.score.scorecard, model_dirs, spec.score.sha256)
@@ -121,7 +125,7 @@ def load_policy_text(
     if problems:
         raise PolicyError(source, problems)
     content_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return CompiledPolicy(spec, trees, scorecard, features, text, content_hash)
+    return CompiledPolicy(spec, trees, scorecard, features, text, content_hash, trigger_trees)
 
 
 def load_default_policy() -> CompiledPolicy:

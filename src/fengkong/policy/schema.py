@@ -43,6 +43,29 @@ class RuleSpec(BaseModel):
     description: str = ""
 
 
+class TriggerSpec(BaseModel):
+    """An event trigger: when an event of these types arrives and the condition on the customer's online
+    features is definitely true, take the action (with a reason code for the customer notice)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.\-]*$", max_length=64)
+    events: list[str] = Field(min_length=1, description="event types that wake the trigger")
+    when: str = Field(min_length=1)
+    action: Literal["alert", "open_case", "freeze_line"]
+    reason: str
+    description: str = ""
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, value: list[str]) -> list[str]:
+        from fengkong.events.schema import EVENT_TYPES
+
+        unknown = [v for v in value if v not in EVENT_TYPES]
+        if unknown:
+            raise ValueError(f"unknown event type(s) {unknown}; known: {', '.join(EVENT_TYPES)}")
+        return value
+
+
 class ScoreSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     scorecard: str = Field(description="NAME@VERSION of the scorecard", pattern=r"^[\w.\-]+@[\w.\-]+$")
@@ -113,6 +136,7 @@ class PolicySpec(BaseModel):
     currency: str = "CNY"
     max_reasons: int = Field(4, ge=1, le=8)
     rules: list[RuleSpec] = Field(default_factory=list)
+    triggers: list[TriggerSpec] = Field(default_factory=list)
     score: ScoreSpec
     limits: LimitSpec
     pricing: PricingSpec

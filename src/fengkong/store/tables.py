@@ -120,3 +120,19 @@ protected_customers = sa.Table(
     sa.Column("reason", sa.String(64), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
 )
+
+# What event triggers raised: an alert, a case to open or a line to freeze, with the evidence.
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("created_at", Timestamp, nullable=False, index=True),
+    sa.Column("customer_id", sa.String(64), nullable=False, index=True),
+    sa.Column("event_id", sa.String(64), nullable=False),
+    sa.Column("trigger_id", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(64), nullable=False),
+    sa.Column("policy_version", sa.String(64), nullable=False),
+    sa.Column("features", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+)
