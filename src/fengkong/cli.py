@@ -271,6 +271,10 @@ def alerts(
     out.print(table)
 
 
+from fengkong.simulate.cli import simulate  # noqa: E402 - registered beside the other commands
+
+app.command()(simulate)
+
 lists_app = typer.Typer(help="Internal blacklist and watchlist; victim protection.", no_args_is_help=True)
 app.add_typer(lists_app, name="lists")
 
