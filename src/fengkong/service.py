@@ -544,7 +544,10 @@ class Engine:
             existing = set(conn.execute(sa.select(events.c.event_id).where(events.c.event_id.in_(ids))).scalars())
             new_rows = [r for r in rows if r["event_id"] not in existing]
             if new_rows:
-                conn.execute(_INSERT_EVENT, new_rows)
+                # ON CONFLICT DO NOTHING: a concurrent batch carrying the same new event wins the race; ours then
+                # reports it as a duplicate instead of failing, and it is counted once.
+                inserted = set(conn.execute(self._insert_new_events(), new_rows).scalars())
+                existing |= {r["event_id"] for r in new_rows if r["event_id"] not in inserted}
         policy = self.policy()
         raised: list[dict[str, Any]] = []
         for event, occurred, keys, payload in prepared:
@@ -562,6 +565,19 @@ class Engine:
             result.alerts = [a["id"] for a in raised]
         metrics.EVENTS.inc(len(result.accepted))
         return result
+
+    def _insert_new_events(self) -> Any:
+        if self.db.dialect.name == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
+            return (
+                postgresql.insert(events)
+                .on_conflict_do_nothing(index_elements=["event_id"])
+                .returning(events.c.event_id)
+            )
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(events).on_conflict_do_nothing(index_elements=["event_id"]).returning(events.c.event_id)
 
     def _fire_triggers(
         self, policy: CompiledPolicy, event_type: str, event_id: str, keys: Mapping[str, str], occurred: dt.datetime
