@@ -199,6 +199,42 @@ def test_out_of_order_adds_within_the_horizon(state: Any) -> None:
 # ---------------------------------------------------------------------------------- Redis specifics
 
 
+def test_first_and_last_in_a_window(state: Any) -> None:
+    """The earliest and latest values in (since, until]; at one instant the smallest / largest amount."""
+    h = 1000.0
+    assert state.first("s", "k", 0, 100) is None and state.last("s", "k", 0, 100) is None
+    for ts, member, amount in [(10, "a", 5.0), (20, "b", 9.0), (20, "c", 7.0), (30, "d", 2.0), (30, "e", 11.0)]:
+        state.add("s", "k", float(ts), member, amount, h)
+    assert state.first("s", "k", 0, 100) == 5.0
+    assert state.last("s", "k", 0, 100) == 11.0  # two entries at 30: the larger
+    assert state.first("s", "k", 10, 100) == 7.0  # 10 is outside (10, 100]; two entries at 20: the smaller
+    assert state.last("s", "k", 0, 29.999) == 9.0
+    assert state.first("s", "k", 30, 100) is None  # (30, 100] is empty
+    assert state.last("s", "other", 0, 100) is None
+
+
+def test_velocity_bureau_growth_windows(velocity: Velocity) -> None:
+    day = 86_400.0
+    obs = [
+        Observation("bureau_update", 0.0, "b1", {"customer": "c"}, 0.0, {"inquiries_30d": 2, "total_debt": 1000.0}),
+        Observation(
+            "bureau_update", 40 * day, "b2", {"customer": "c"}, 0.0, {"inquiries_30d": 6, "total_debt": 5000.0}
+        ),
+        Observation(
+            "bureau_update", 80 * day, "b3", {"customer": "c"}, 0.0, {"inquiries_30d": 11, "total_debt": 7500.0}
+        ),
+    ]
+    for o in obs:
+        velocity.observe(o)
+    f = velocity.features({"customer": "c"}, 80 * day)
+    assert f["bureau_latest_inquiries_30d"] == 11.0
+    assert f["bureau_inquiries_30d_growth_90d"] == 9.0
+    assert f["bureau_total_debt_growth_90d"] == 6500.0
+    later = velocity.features({"customer": "c"}, 95 * day)  # b1 has left the 90-day window
+    assert later["bureau_inquiries_30d_growth_90d"] == 5.0
+    assert velocity.features({"customer": "nobody"}, 95 * day)["bureau_latest_inquiries_30d"] is None
+
+
 def test_redis_layout_one_sorted_set_per_series_and_key(redis_client: Any) -> None:
     state = fresh_redis_state(redis_client)
     other = fresh_redis_state(redis_client)

@@ -58,9 +58,10 @@ class WindowSpec(BaseModel):
         "customer_payee",
     ]
     events: tuple[str, ...] = Field(min_length=1)
-    agg: Literal["count", "sum", "distinct"]
+    agg: Literal["count", "sum", "distinct", "last", "change"]
     of: Literal["customer", "device", "ip", "phone", "id_number", "bank_card", "payee", "merchant"] | None = None
     window: str
+    field: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]*$", description="numeric event field (default amount)")
     where: dict[str, str | bool | int | float] = Field(default_factory=dict)
 
     @field_validator("window")
@@ -81,6 +82,8 @@ class WindowSpec(BaseModel):
             raise ValueError(f"window {self.name!r}: unknown event type(s) {unknown}")
         if (self.agg == "distinct") != (self.of is not None):
             raise ValueError(f"window {self.name!r}: 'of' is needed with agg distinct, and only then")
+        if self.field is not None and self.agg not in ("sum", "last", "change"):
+            raise ValueError(f"window {self.name!r}: 'field' applies to sum, last and change only")
 
 
 class _WindowsFile(BaseModel):
@@ -103,7 +106,13 @@ def load_windows(path: Path = DEFAULT_WINDOWS_FILE) -> tuple[WindowSpec, ...]:
 
 def register_windows(registry: FeatureRegistry, specs: Iterable[WindowSpec]) -> None:
     for spec in specs:
-        what = {"count": "events", "sum": "total amount", "distinct": f"distinct {spec.of}s"}[spec.agg]
+        what = {
+            "count": "events",
+            "sum": f"total {spec.field or 'amount'}",
+            "distinct": f"distinct {spec.of}s",
+            "last": f"latest {spec.field or 'amount'}",
+            "change": f"change in {spec.field or 'amount'} (latest - earliest)",
+        }[spec.agg]
         description = f"{what} per {spec.entity} over {spec.window} ({', '.join(spec.events)})"
         registry.register(Feature(spec.name, FeatureType.NUMBER, description, "velocity"))
 
@@ -145,9 +154,12 @@ class Velocity:
                 item = obs.keys.get(spec.of or "")
                 if item is not None:
                     self.state.add(spec.name, key, obs.ts, item, 0.0, spec.seconds)
+            elif spec.agg == "count":
+                self.state.add(spec.name, key, obs.ts, obs.event_id, 1.0, spec.seconds)
             else:
-                amount = obs.amount if spec.agg == "sum" else 1.0
-                self.state.add(spec.name, key, obs.ts, obs.event_id, amount, spec.seconds)
+                value = obs.amount if spec.field is None else obs.fields.get(spec.field)
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    self.state.add(spec.name, key, obs.ts, obs.event_id, float(value), spec.seconds)
 
     def features(self, keys: Mapping[str, str], now: float) -> dict[str, float | None]:
         """Every window feature for these entities as of ``now``; missing when the entity is unknown."""
@@ -162,6 +174,12 @@ class Velocity:
                 out[spec.name] = float(self.state.count(spec.name, key, since, now))
             elif spec.agg == "sum":
                 out[spec.name] = float(self.state.total(spec.name, key, since, now))
-            else:
+            elif spec.agg == "distinct":
                 out[spec.name] = float(self.state.distinct(spec.name, key, since, now))
+            elif spec.agg == "last":
+                out[spec.name] = self.state.last(spec.name, key, since, now)
+            else:
+                latest = self.state.last(spec.name, key, since, now)
+                earliest = self.state.first(spec.name, key, since, now)
+                out[spec.name] = None if latest is None or earliest is None else latest - earliest
         return out

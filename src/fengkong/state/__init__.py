@@ -23,5 +23,11 @@ class OnlineState(Protocol):
     def distinct(self, series: str, key: str, since: float, until: float) -> int:
         """Distinct members with since < ts ≤ until."""
 
+    def first(self, series: str, key: str, since: float, until: float) -> float | None:
+        """Amount of the earliest entry with since < ts ≤ until (ties: the smallest); None if there is none."""
+
+    def last(self, series: str, key: str, since: float, until: float) -> float | None:
+        """Amount of the latest entry with since < ts ≤ until (ties: the largest); None if there is none."""
+
     def clear(self) -> None:
         """Forget everything (used before a rebuild from stored events)."""

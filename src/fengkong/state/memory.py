@@ -50,6 +50,22 @@ class MemoryState:
         with self._lock:
             return len({m for _, m, _ in self._slice(series, key, since, until)})
 
+    def first(self, series: str, key: str, since: float, until: float) -> float | None:
+        with self._lock:
+            entries = self._slice(series, key, since, until)
+            if not entries:
+                return None
+            ts = entries[0][0]
+            return min(a for t, _, a in entries if t == ts)
+
+    def last(self, series: str, key: str, since: float, until: float) -> float | None:
+        with self._lock:
+            entries = self._slice(series, key, since, until)
+            if not entries:
+                return None
+            ts = entries[-1][0]
+            return max(a for t, _, a in entries if t == ts)
+
     def clear(self) -> None:
         with self._lock:
             self._series.clear()

@@ -87,6 +87,30 @@ return n
 """
 
 
+# KEYS[1] the series key; ARGV: min, max, 'first' or 'last'. The amount of the earliest (latest) entry in
+# range; among entries at that same time the smallest (largest) amount, as MemoryState does.
+_EDGE = """
+local items
+if ARGV[3] == 'last' then
+  items = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[2], ARGV[1], 'WITHSCORES')
+else
+  items = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[2], 'WITHSCORES')
+end
+if #items == 0 then return false end
+local top = tonumber(items[2])
+local best = nil
+for i = 1, #items, 2 do
+  if tonumber(items[i + 1]) ~= top then break end
+  local m = items[i]
+  local a = string.find(m, '\\31', 1, true)
+  local b = string.find(m, '\\31', a + 1, true)
+  local x = tonumber(string.sub(m, a + 1, b - 1))
+  if best == nil or (ARGV[3] == 'last' and x > best) or (ARGV[3] ~= 'last' and x < best) then best = x end
+end
+return string.format('%.17g', best)
+"""
+
+
 def _finite(name: str, value: float) -> float:
     value = float(value) + 0.0  # ints become floats, -0.0 becomes 0.0: one text per value
     if not math.isfinite(value):
@@ -133,6 +157,7 @@ class RedisState:
         self._add = self.client.register_script(_ADD)
         self._total = self.client.register_script(_TOTAL)
         self._distinct = self.client.register_script(_DISTINCT)
+        self._edge_script = self.client.register_script(_EDGE)
 
     # -- keys -----------------------------------------------------------------
 
@@ -201,6 +226,16 @@ class RedisState:
     def distinct(self, series: str, key: str, since: float, until: float) -> int:
         n = self._distinct(keys=[self.redis_key(series, key)], args=["(" + _bound(since), _bound(until)])
         return int(n)
+
+    def first(self, series: str, key: str, since: float, until: float) -> float | None:
+        return self._edge(series, key, since, until, "first")
+
+    def last(self, series: str, key: str, since: float, until: float) -> float | None:
+        return self._edge(series, key, since, until, "last")
+
+    def _edge(self, series: str, key: str, since: float, until: float, which: str) -> float | None:
+        text = self._edge_script(keys=[self.redis_key(series, key)], args=["(" + _bound(since), _bound(until), which])
+        return None if text is None else float(text)
 
     def size(self) -> int:
         """Entries held under this prefix, for memory tests and metrics (scans the keyspace: not for hot paths)."""
