@@ -363,3 +363,51 @@ def test_lists_links_and_windows_survive_a_restart(engine: Any) -> None:
         assert outcome(restarted.decide(app(3, "cust-watched"))) == ("review", "IDENTITY_RISK")
         assert outcome(restarted.decide(app(4, "cust-lapsed", device_id="dev-lapsed"))) == ("approve", None)
         assert outcome(restarted.decide(app(5, device_id="dev-bad"))) == ("decline", "IDENTITY_RISK")
+
+
+def test_community_job_stores_group_ids_and_feeds_a_feature(sqlite_engine: Any, tmp_path: Any) -> None:
+    """The batch job finds a ring sharing devices, stores group ids (surviving a restart) and
+    graph_community_size then tells a later decision how big the applicant's community is."""
+    import sqlalchemy as sa
+
+    from fengkong import Engine
+    from fengkong.store.tables import graph_groups
+
+    eng = sqlite_engine
+    ring = [f"ring-{i}" for i in range(5)]
+    events = []
+    for i, customer in enumerate(ring):
+        for device in (f"farm-{i % 2}", f"farm-{(i + 1) % 2}"):
+            events.append(
+                {
+                    "type": "device_bound",
+                    "event_id": f"{customer}-{device}",
+                    "customer_id": customer,
+                    "occurred_at": "2026-11-01T10:00:00Z",
+                    "device_id": device,
+                }
+            )
+    events.append(
+        {
+            "type": "device_bound",
+            "event_id": "loner-1",
+            "customer_id": "loner",
+            "occurred_at": "2026-11-01T10:00:00Z",
+            "device_id": "own-device",
+        }
+    )
+    assert len(eng.ingest(events).accepted) == len(events)
+    assert eng.online_features("ring-0")["graph_community_size"] is None  # no batch run yet
+
+    summary = eng.find_communities(min_size=3)
+    assert summary == {**summary, "groups": 1, "customers": 5, "largest": 5}
+    with eng.db.connect() as conn:
+        rows = conn.execute(sa.select(graph_groups)).all()
+    assert sorted(r.customer_id for r in rows) == sorted(ring)
+    assert len({r.group_id for r in rows}) == 1
+    assert eng.online_features("ring-3")["graph_community_size"] == 5.0
+    assert eng.online_features("loner")["graph_community_size"] is None
+    assert eng.verify_audit().ok
+
+    restarted = Engine(str(eng.db.url), secret_key=TEST_SECRET)
+    assert restarted.online_features("ring-1")["graph_community_size"] == 5.0

@@ -275,6 +275,28 @@ from fengkong.simulate.cli import simulate  # noqa: E402 - registered beside the
 
 app.command()(simulate)
 
+graph_app = typer.Typer(help="The customer link graph.", no_args_is_help=True)
+app.add_typer(graph_app, name="graph")
+
+
+@graph_app.command("communities")
+def graph_communities(
+    min_size: Annotated[int, typer.Option(help="smallest community to record", min=2)] = 3,
+    seed: Annotated[int, typer.Option(help="seed of the Louvain method (same graph + seed: same groups)")] = 0,
+    as_json: AsJson = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """The periodic batch job: find communities (Louvain) in the link graph and store their group ids."""
+    summary = _engine(database_url).find_communities(min_size=min_size, seed=seed, actor="cli")
+    if as_json:
+        out.print_json(json.dumps(summary))
+    else:
+        out.print(
+            f"{summary['groups']} communities of {min_size}+ customers ({summary['customers']} customers, "
+            f"largest {summary['largest']}) in {summary['seconds']} s"
+        )
+
+
 lists_app = typer.Typer(help="Internal blacklist and watchlist; victim protection.", no_args_is_help=True)
 app.add_typer(lists_app, name="lists")
 

@@ -57,6 +57,7 @@ from fengkong.store.tables import (
     audit_log,
     decisions,
     events,
+    graph_groups,
     policies,
     protected_customers,
     risk_lists,
@@ -717,6 +718,35 @@ class Engine:
                 )
             ):
                 self._mark_blacklisted(customer, expires_at, now)
+            self.online.community_sizes = {r.customer_id: r.group_size for r in conn.execute(sa.select(graph_groups))}
+
+    def find_communities(self, min_size: int = 3, seed: int = 0, actor: str = "python") -> dict[str, Any]:
+        """The periodic batch job: Louvain communities of the link graph, stored as group ids (replacing the
+        previous run) for rules (``graph_community_size``) and for analysts."""
+        started = time.perf_counter()
+        groups = self.online.graph.communities(min_size=min_size, seed=seed)
+        sizes: dict[int, int] = {}
+        for group in groups.values():
+            sizes[group] = sizes.get(group, 0) + 1
+        now = _now()
+        rows: list[dict[str, Any]] = [
+            {"customer_id": c, "group_id": g, "group_size": sizes[g], "computed_at": now} for c, g in groups.items()
+        ]
+        with self.db.begin() as conn:
+            conn.execute(sa.delete(graph_groups))
+            if rows:
+                conn.execute(sa.insert(graph_groups), rows)
+            summary = {"groups": len(sizes), "customers": len(rows), "largest": max(sizes.values(), default=0)}
+            audit.append(
+                conn,
+                "communities_found",
+                now.strftime("%Y%m%dT%H%M%S"),
+                actor,
+                audit.content_hash({**summary, "min_size": min_size, "seed": seed}),
+                now,
+            )
+        self.online.community_sizes = {str(r["customer_id"]): int(r["group_size"]) for r in rows}
+        return {**summary, "seconds": round(time.perf_counter() - started, 3)}
 
     # ------------------------------------------------------------------------------------------ lists
 

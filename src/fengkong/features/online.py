@@ -37,12 +37,15 @@ class OnlineFeatures:
     def __init__(self, velocity: Velocity, graph: EntityGraph) -> None:
         self.velocity = velocity
         self.graph = graph
+        self.community_sizes: dict[str, int] = {}  # customer → size of their community at the last batch run
 
     def features(self, keys: Mapping[str, str], now: float) -> dict[str, Any]:
         customer = keys["customer"]
         identifiers = {k: v for k, v in keys.items() if k in GRAPH_KINDS}
         out: dict[str, Any] = self.velocity.features(keys, now)
         out.update(self.graph.features(customer, identifiers))
+        size = self.community_sizes.get(customer)
+        out["graph_community_size"] = None if size is None else float(size)
         return out
 
     def observe(self, obs: Observation, outcome: str | None = None) -> None:

@@ -88,6 +88,14 @@ FEATURES = FeatureRegistry(
         Feature("bureau_worst_dpd", _N, "Worst days past due on the bureau record.", "bureau"),
         Feature("bureau_hit", _B, "A credit bureau summary was supplied.", "bureau"),
         Feature("debt_to_income", _N, "bureau_total_debt / (12 × monthly_income).", "bureau"),
+        # the periodic community job (``fengkong graph communities``)
+        Feature(
+            "graph_community_size",
+            _N,
+            "Customers in this customer's community at the last batch run "
+            "(Louvain on the link graph); missing when in none of 3 or more.",
+            "graph",
+        ),
         # internal lists (identifiers as keyed hashes) and victim protection
         Feature("list_blacklist_hit", _B, "An identifier or the customer is on the internal blacklist.", "lists"),
         Feature("list_watchlist_hit", _B, "An identifier or the customer is on the internal watchlist.", "lists"),

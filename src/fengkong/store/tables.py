@@ -136,3 +136,14 @@ alerts = sa.Table(
     sa.Column("features", sa.JSON, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
 )
+
+# Communities found by the periodic batch job (Louvain on the customer link graph): group ids for rules and
+# for analysts. Replaced whole by each run.
+graph_groups = sa.Table(
+    "graph_groups",
+    metadata,
+    sa.Column("customer_id", sa.String(64), primary_key=True),
+    sa.Column("group_id", sa.Integer, nullable=False, index=True),
+    sa.Column("group_size", sa.Integer, nullable=False),
+    sa.Column("computed_at", Timestamp, nullable=False),
+)
