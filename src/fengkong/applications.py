@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from fengkong.features.registry import EMPLOYMENT_TYPES
-from fengkong.validation import Whole, whole_number
+from fengkong.validation import BureauFigures, Whole, whole_number
 
 Employment = Literal["salaried", "self_employed", "business_owner", "freelance", "student", "retired", "unemployed"]
 assert set(EMPLOYMENT_TYPES) == set(Employment.__args__)  # type: ignore[attr-defined]
@@ -73,21 +73,10 @@ class Applicant(_Strict):
     employment_months: Annotated[int, Field(ge=0, le=960), BeforeValidator(whole_number)] | None = None
 
 
-class Bureau(_Strict):
+class Bureau(BureauFigures, _Strict):
     """The credit-bureau summary the lender obtained (PBOC or a licensed personal credit agency)."""
 
-    inquiries_7d: Whole = Field(ge=0, le=10_000)
-    inquiries_30d: Whole = Field(ge=0, le=10_000)
-    inquiries_90d: Whole = Field(ge=0, le=10_000)
-    active_loans: Whole = Field(ge=0, le=10_000)
-    total_debt: float = Field(ge=0, le=10_000_000_000)
     worst_delinquency_days: Whole = Field(ge=0, le=100_000)
-
-    @model_validator(mode="after")
-    def _windows_nested(self) -> Bureau:
-        if not self.inquiries_7d <= self.inquiries_30d <= self.inquiries_90d:
-            raise ValueError("inquiries must satisfy inquiries_7d ≤ inquiries_30d ≤ inquiries_90d (nested windows)")
-        return self
 
 
 class ApplicationIn(_Strict):

@@ -282,12 +282,7 @@ class Engine:
     # ------------------------------------------------------------------------------------------ decisions
 
     def decide_json(self, body: bytes | str, actor: str = "api") -> Decision:
-        try:
-            data = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            pos = getattr(exc, "pos", None)
-            where = f" at character {pos}" if pos is not None else ""
-            raise FengkongError("malformed_json", f"the request body is not valid JSON{where}", "body", 400) from None
+        data = parse_json_body(body)
         if not isinstance(data, dict):
             raise FengkongError("invalid_body", "the request body must be a JSON object", "body", 422)
         return self.decide(data, actor=actor)
@@ -637,12 +632,7 @@ class Engine:
         return [{**row, "created_at": audit.timestamp_text(row["created_at"])} for row in rows]
 
     def ingest_json(self, body: bytes | str, actor: str = "api") -> IngestResult:
-        try:
-            data = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            pos = getattr(exc, "pos", None)
-            where = f" at character {pos}" if pos is not None else ""
-            raise FengkongError("malformed_json", f"the request body is not valid JSON{where}", "body", 400) from None
+        data = parse_json_body(body)
         if isinstance(data, dict) and "events" in data and "type" not in data:
             extra = sorted(set(data) - {"events"})
             if extra:
@@ -1008,6 +998,16 @@ _INSERT_EVENT = sa.insert(events)
 
 
 MAX_EVENTS_PER_BATCH = 10_000
+
+
+def parse_json_body(body: bytes | str) -> Any:
+    """JSON text to Python, or a 400 ``malformed_json`` that says where the text stops making sense."""
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        pos = getattr(exc, "pos", None)
+        where = f" at character {pos}" if pos is not None else ""
+        raise FengkongError("malformed_json", f"the request body is not valid JSON{where}", "body", 400) from None
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 
 def whole_number(value: Any) -> Any:
@@ -15,3 +15,21 @@ def whole_number(value: Any) -> Any:
 
 
 Whole = Annotated[int, BeforeValidator(whole_number)]
+
+
+class BureauFigures(BaseModel):
+    """What a credit-bureau summary says about borrowing elsewhere; sent with an application and in events."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    inquiries_7d: Whole = Field(ge=0, le=10_000, description="lenders that inquired in the last 7 days")
+    inquiries_30d: Whole = Field(ge=0, le=10_000)
+    inquiries_90d: Whole = Field(ge=0, le=10_000)
+    active_loans: Whole = Field(ge=0, le=10_000, description="active loans at other lenders")
+    total_debt: float = Field(ge=0, le=10_000_000_000, description="outstanding debt at other lenders")
+
+    @model_validator(mode="after")
+    def _windows_nested(self) -> BureauFigures:
+        if not self.inquiries_7d <= self.inquiries_30d <= self.inquiries_90d:
+            raise ValueError("inquiries must satisfy inquiries_7d ≤ inquiries_30d ≤ inquiries_90d (nested windows)")
+        return self

@@ -9,9 +9,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
-from fengkong.validation import Whole
+from fengkong.validation import BureauFigures
 
 _REF = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
 Amount = Annotated[float, Field(gt=0, le=1_000_000_000)]
@@ -102,19 +102,8 @@ class Repayment(_Event):
     loan_id: str | None = Field(None, pattern=_REF)
 
 
-class BureauUpdate(_Event):
+class BureauUpdate(BureauFigures, _Event):
     type: Literal["bureau_update"]
-    inquiries_7d: Whole = Field(ge=0, le=10_000)
-    inquiries_30d: Whole = Field(ge=0, le=10_000)
-    inquiries_90d: Whole = Field(ge=0, le=10_000)
-    active_loans: Whole = Field(ge=0, le=10_000)
-    total_debt: float = Field(ge=0, le=10_000_000_000)
-
-    @model_validator(mode="after")
-    def _windows_nested(self) -> BureauUpdate:
-        if not self.inquiries_7d <= self.inquiries_30d <= self.inquiries_90d:
-            raise ValueError("inquiries must satisfy inquiries_7d ≤ inquiries_30d ≤ inquiries_90d")
-        return self
 
 
 class Complaint(_Event):

@@ -11,14 +11,15 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fengkong.features.registry import Feature, FeatureRegistry, FeatureType
 
-ENTITIES = (
+# The last two are pairs: one customer with one counterparty.
+EntityKind = Literal[
     "customer",
     "device",
     "ip",
@@ -29,7 +30,8 @@ ENTITIES = (
     "merchant",
     "customer_merchant",
     "customer_payee",
-)  # the last two are pairs: one customer with one counterparty
+]
+ENTITIES: tuple[str, ...] = get_args(EntityKind)
 DEFAULT_WINDOWS_FILE = Path(__file__).with_name("windows.yaml")
 _DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -45,21 +47,10 @@ def parse_duration(text: str) -> float:
 class WindowSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    entity: Literal[
-        "customer",
-        "device",
-        "ip",
-        "phone",
-        "id_number",
-        "bank_card",
-        "payee",
-        "merchant",
-        "customer_merchant",
-        "customer_payee",
-    ]
+    entity: EntityKind
     events: tuple[str, ...] = Field(min_length=1)
     agg: Literal["count", "sum", "distinct", "last", "change"]
-    of: Literal["customer", "device", "ip", "phone", "id_number", "bank_card", "payee", "merchant"] | None = None
+    of: EntityKind | None = None
     window: str
     field: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]*$", description="numeric event field (default amount)")
     where: dict[str, str | bool | int | float] = Field(default_factory=dict)

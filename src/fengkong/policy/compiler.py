@@ -497,20 +497,6 @@ class CompiledPolicy:
             for k in range(self.spec.score.max_reasons)
         ]
 
-    def _score_reason_exprs(self, lost_names: list[str]) -> list[pl.Expr]:
-        """The k-th score reason per row: rank characteristics by lost points (desc), ties by order."""
-        n = len(lost_names)
-        lost = [pl.col(name) for name in lost_names]
-        ranks = []
-        for i in range(n):
-            ahead = [(lost[j] > lost[i]) if j > i else (lost[j] >= lost[i]) for j in range(n) if j != i]
-            ranks.append(pl.sum_horizontal([a.cast(pl.Int32) for a in ahead]) if ahead else pl.lit(0))
-        codes = self.scorecard.reasons()
-        out = []
-        for k in range(self.spec.score.max_reasons):
-            out.append(pl.coalesce([pl.when((ranks[i] == k) & (lost[i] > 0)).then(pl.lit(codes[i])) for i in range(n)]))
-        return out
-
     @staticmethod
     def _band(expr: pl.Expr, edges: Sequence[float]) -> pl.Expr:
         """bisect_right(edges, x): how many edges are ≤ x (0 when x is missing)."""
