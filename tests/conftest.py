@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from support.postgres import PostgresServer, find_pg_bin
+from support.redis import RedisServer, find_redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_APPLICATION = ROOT / "examples" / "application.json"
@@ -27,6 +28,16 @@ def pg_server() -> Iterator[PostgresServer]:
             pytest.fail("PostgreSQL is not installed but CI=true: .ci/run must install the postgresql package")
         pytest.skip("PostgreSQL binaries (initdb, pg_ctl, postgres) not found; install postgresql to run these")
     with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    if find_redis_server() is None:
+        if IN_CI:
+            pytest.fail("redis-server is not installed but CI=true: .ci/run must install the redis-server package")
+        pytest.skip("redis-server not found on PATH; install it (Debian: apt-get install redis-server) to run these")
+    with RedisServer() as server:
         yield server
 
 

@@ -411,3 +411,33 @@ def test_community_job_stores_group_ids_and_feeds_a_feature(sqlite_engine: Any, 
 
     restarted = Engine(str(eng.db.url), secret_key=TEST_SECRET)
     assert restarted.online_features("ring-1")["graph_community_size"] == 5.0
+
+
+def test_two_replicas_share_windows_through_redis(
+    tmp_path: Path, application: dict[str, Any], redis_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two API replicas (two Engines, one database, FENGKONG_REDIS_URL set) see each other's applications in
+    the velocity windows, and a restart does not replay events into the shared state twice."""
+    import uuid
+
+    from fengkong.state.redis import RedisState
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    monkeypatch.setenv("FENGKONG_REDIS_URL", redis_server.url)
+    a = Engine(url, secret_key=TEST_SECRET)
+    b = Engine(url, secret_key=TEST_SECRET)
+    assert isinstance(a.online.velocity.state, RedisState)
+    a.online.velocity.state.clear()  # a clean slate on the session's shared server
+    device = f"dev-{uuid.uuid4().hex[:8]}"
+    for engine, customer in ((a, "r-1"), (b, "r-2"), (a, "r-3")):
+        body = copy.deepcopy(application)
+        body["customer_id"] = customer
+        body["identity"]["device_id"] = device
+        engine.decide(body)
+    probe = copy.deepcopy(application)
+    probe["identity"]["device_id"] = device
+    keys = b.explain(b.decide(probe).decision_id)["features"]
+    assert keys["device_distinct_customers_30d"] == 3.0  # r-1 and r-3 were decided by the other replica
+    c = Engine(url, secret_key=TEST_SECRET)  # a third replica starting later: no double counting
+    assert c.online_features("r-1")["customer_applications_30d"] == 1.0
+    a.online.velocity.state.clear()

@@ -37,16 +37,6 @@ _prefixes = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    if find_redis_server() is None:
-        if IN_CI:
-            pytest.fail("redis-server is not installed but CI=true: .ci/run must install the redis-server package")
-        pytest.skip("redis-server not found on PATH; install it (Debian: apt-get install redis-server) to run these")
-    with RedisServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
 def redis_client(redis_server: RedisServer) -> Iterator[Any]:
     client = redis_server.client()
     yield client

@@ -12,6 +12,7 @@ import hashlib
 import heapq
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -148,9 +149,17 @@ class Engine:
         self._key_cache: dict[str, tuple[float, Principal | None]] = {}
         # (expires_at timestamp, customer id) of customer blacklist entries marked in the graph: see _expire_marks
         self._mark_expiry: list[tuple[float, str]] = []
-        self.online = OnlineFeatures(
-            Velocity(load_windows(), state if state is not None else MemoryState()), EntityGraph()
-        )
+        if state is None:
+            redis_url = os.environ.get(REDIS_URL_ENV)
+            if redis_url:
+                from fengkong.state.redis import RedisState
+
+                state = RedisState(redis_url)
+            else:
+                state = MemoryState()
+        # A shared, persistent state (Redis) already holds the windows; only in-process state is replayed.
+        self._replay_windows = isinstance(state, MemoryState)
+        self.online = OnlineFeatures(Velocity(load_windows(), state), EntityGraph())
         self._rebuild_online_state()
         if policy is not None or self.active_policy_version() is None:
             compiled = load_policy_file(policy if policy is not None else DEFAULT_POLICY_PATH, features)
@@ -694,8 +703,8 @@ class Engine:
                 keys = keys_from_payload(row.customer_id, payload)
                 occurred = row.occurred_at if row.occurred_at.tzinfo else row.occurred_at.replace(tzinfo=dt.UTC)
                 obs = observation(row.type, row.event_id, occurred, keys, payload)
-                if occurred < since:
-                    # too old for any window, still part of the link graph
+                if occurred < since or not self._replay_windows:
+                    # too old for any window (or the windows live in Redis): still part of the link graph
                     self.online.graph_only(obs, payload.get("outcome"))
                 else:
                     self.online.observe(obs, payload.get("outcome"))
@@ -998,6 +1007,7 @@ _INSERT_EVENT = sa.insert(events)
 
 
 MAX_EVENTS_PER_BATCH = 10_000
+REDIS_URL_ENV = "FENGKONG_REDIS_URL"
 
 
 def parse_json_body(body: bytes | str) -> Any:
