@@ -24,15 +24,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=99)
+    parser.add_argument("--ring", type=float, default=0.03)
+    parser.add_argument("--multi-head", type=float, default=0.04)
+    parser.add_argument("--cash-out", type=float, default=0.01)
+    parser.add_argument("--takeover", type=float, default=0.03)
+    parser.add_argument("--scam-victim", type=float, default=0.02)
     args = parser.parse_args()
     config = WorldConfig(
         customers=args.customers,
         seed=args.seed,
-        ring=0.05,
-        multi_head=0.02,
-        cash_out=0.02,
-        takeover=0.02,
-        scam_victim=0.015,
+        ring=args.ring,
+        multi_head=args.multi_head,
+        cash_out=args.cash_out,
+        takeover=args.takeover,
+        scam_victim=args.scam_victim,
     )
     started = time.perf_counter()
     world = generate(config)

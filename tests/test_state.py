@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from fengkong.features.velocity import DEFAULT_WINDOWS_FILE, Observation, Velocity, load_windows
 from fengkong.state.memory import MemoryState
-from support.redis import RedisServer, find_redis_server
+from support.redis import RedisServer
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
