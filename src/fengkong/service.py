@@ -145,6 +145,7 @@ class Engine:
         self._policies: dict[str, CompiledPolicy] = {}
         self._active_version: str | None = None
         self._active_checked = 0.0  # time.monotonic() when _active_version was last read from the store
+        self._roles: dict[str, tuple[str, float | None]] = {}  # challenger / shadow → (version, share)
         self._lock = threading.Lock()
         self._key_cache: dict[str, tuple[float, Principal | None]] = {}
         # (expires_at timestamp, customer id) of customer blacklist entries marked in the graph: see _expire_marks
@@ -250,6 +251,7 @@ class Engine:
             now = time.monotonic()
             if self._active_version is None or now - self._active_checked >= self.active_policy_refresh_seconds:
                 self._active_version = self.active_policy_version() or self._active_version
+                self._roles = self._read_roles()
                 self._active_checked = now
             version = self._active_version
             if version is None:
@@ -266,6 +268,114 @@ class Engine:
         compiled = load_policy_text(row.content, source=f"policy {version}", features=self.features)
         self._policies[version] = compiled
         return compiled
+
+    # ---------------------------------------------------------------------------- champion, challenger, shadow
+
+    def _read_roles(self) -> dict[str, tuple[str, float | None]]:
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                sa.select(policies.c.version, policies.c.role, policies.c.share).where(policies.c.role.is_not(None))
+            ).all()
+        return {r.role: (r.version, r.share) for r in rows}
+
+    def set_policy_role(
+        self, version: str, role: str | None, share: float | None = None, actor: str = "python"
+    ) -> None:
+        """Make a published version the challenger (deciding ``share`` of customers, chosen by a stable hash of
+        the customer id), the shadow (decided and stored beside every live decision, never acted on), or
+        neither (``role=None``). One policy holds each role; setting it moves it."""
+        if role not in (None, "challenger", "shadow"):
+            raise FengkongError("invalid_field", "role must be challenger, shadow or none", "role", 422)
+        if role == "challenger" and (share is None or not 0 < share < 1):
+            raise FengkongError("invalid_field", "a challenger needs a share between 0 and 1 (e.g. 0.1)", "share", 422)
+        if role != "challenger":
+            share = None
+        try:
+            self.policy(version)  # an unknown version is refused before anything changes
+        except FengkongError as exc:
+            if exc.code == "unknown_policy_version":
+                raise FengkongError(exc.code, exc.message, "version", 404) from None
+            raise
+        if role is not None and version == self.active_policy_version():
+            raise FengkongError(
+                "invalid_field", f"{version!r} is the champion; it cannot also be the {role}", "role", 422
+            )
+        now = _now()
+        with self.db.begin() as conn:
+            if role is not None:
+                conn.execute(sa.update(policies).where(policies.c.role == role).values(role=None, share=None))
+            conn.execute(sa.update(policies).where(policies.c.version == version).values(role=role, share=share))
+            audit.append(
+                conn,
+                "policy_role_set",
+                version,
+                actor,
+                audit.content_hash({"version": version, "role": role, "share": share}),
+                now,
+            )
+        self._roles = self._read_roles()
+
+    def _assign(self, app: ApplicationIn) -> tuple[CompiledPolicy, str]:
+        """Which policy decides this application: the one it names, else the challenger for its share of
+        customers (a stable hash: one person always meets the same policy), else the champion."""
+        if app.policy_version is not None:
+            return self.policy(app.policy_version), "pinned"
+        champion = self.policy()
+        challenger = self._roles.get("challenger")
+        if challenger is not None and challenger[1] is not None and assignment_bucket(app.customer_id) < challenger[1]:
+            return self.policy(challenger[0]), "challenger"
+        return champion, "champion"
+
+    def compare_policies(self, since: dt.datetime | None = None) -> dict[str, Any]:
+        """Champion, challenger and shadow side by side, from the decisions they made live."""
+        query = sa.select(
+            decisions.c.policy_version,
+            decisions.c.assignment,
+            decisions.c.outcome,
+            decisions.c.limit_amount,
+            decisions.c.reasons,
+        )
+        if since is not None:
+            query = query.where(decisions.c.created_at >= since)
+        groups: dict[tuple[str, str], dict[str, Any]] = {}
+        with self.db.connect() as conn:
+            for row in conn.execute(query):
+                key = (row.policy_version, row.assignment or "champion")
+                g = groups.setdefault(
+                    key,
+                    {
+                        "policy_version": key[0],
+                        "assignment": key[1],
+                        "decisions": 0,
+                        "approve": 0,
+                        "review": 0,
+                        "decline": 0,
+                        "limit_granted": 0.0,
+                        "reasons": {},
+                    },
+                )
+                g["decisions"] += 1
+                g[row.outcome] += 1
+                if row.outcome == "approve" and row.limit_amount:
+                    g["limit_granted"] += row.limit_amount
+                for code in row.reasons:
+                    g["reasons"][code] = g["reasons"].get(code, 0) + 1
+            mirror = decisions.alias("mirror")
+            pairs = conn.execute(
+                sa.select(decisions.c.outcome.label("live"), mirror.c.outcome.label("shadow")).select_from(
+                    decisions.join(mirror, mirror.c.shadow_of == decisions.c.id)
+                )
+            ).all()
+        for g in groups.values():
+            g["approval_rate"] = g["approve"] / g["decisions"] if g["decisions"] else 0.0
+        swap_in = sum(1 for p in pairs if p.live != "approve" and p.shadow == "approve")
+        swap_out = sum(1 for p in pairs if p.live == "approve" and p.shadow != "approve")
+        return {
+            "groups": sorted(groups.values(), key=lambda g: (g["assignment"], g["policy_version"])),
+            "shadow_pairs": len(pairs),
+            "shadow_swap_in": swap_in,
+            "shadow_swap_out": swap_out,
+        }
 
     def list_policies(self) -> list[dict[str, Any]]:
         with self.db.connect() as conn:
@@ -318,7 +428,7 @@ class Engine:
                 "applicant.age",
                 422,
             )
-        policy = self.policy(app.policy_version)
+        policy, assignment = self._assign(app)
         now = as_of.astimezone(dt.UTC) if as_of is not None else _now()
         today = now.date()
         inputs, identity_plain, id_facts = self._protect(app, today)
@@ -353,12 +463,18 @@ class Engine:
             "model_version": policy.model_version,
             "identity_encrypted": self.vault.encrypt(identity_plain) if identity_plain else None,
             "request_hash": request_hash,
+            "assignment": assignment,
+            "shadow_of": None,
         }
         record["content_hash"] = decision_content_hash(record)
+        shadow_record = self._shadow_record(record, features, assignment)
         try:
             with self.db.begin() as conn:
                 conn.execute(_INSERT_DECISION, record)
                 audit.append(conn, "decision", decision_id, actor, record["content_hash"], now)
+                if shadow_record is not None:
+                    conn.execute(_INSERT_DECISION, shadow_record)
+                    audit.append(conn, "decision", shadow_record["id"], actor, shadow_record["content_hash"], now)
                 app_event = {"decision_id": decision_id, "outcome": result.outcome.value, **inputs["identity"]}
                 conn.execute(
                     _INSERT_EVENT,
@@ -408,6 +524,33 @@ class Engine:
             policy.spec.currency,
             Language(app.language),
         )
+
+    def _shadow_record(self, live: dict[str, Any], features: dict[str, Any], assignment: str) -> dict[str, Any] | None:
+        """The shadow policy's decision on the same features: stored, audited, never returned or acted on."""
+        shadow = self._roles.get("shadow")
+        if shadow is None or assignment == "pinned" or shadow[0] == live["policy_version"]:
+            return None
+        policy = self.policy(shadow[0])
+        result = policy.decide_row(features)
+        record = {
+            **live,
+            "id": new_id("dec"),
+            "kind": "shadow",
+            "application_id": None,
+            "outcome": result.outcome.value,
+            "limit_amount": result.limit,
+            "apr": result.apr,
+            "score": result.score,
+            "reasons": list(result.reasons),
+            "rule_hits": [h.id for h in result.rule_hits],
+            "policy_version": policy.version,
+            "model_version": policy.model_version,
+            "identity_encrypted": None,  # the live decision holds the identifiers; no second copy
+            "assignment": "shadow",
+            "shadow_of": live["id"],
+        }
+        record["content_hash"] = decision_content_hash(record)
+        return record
 
     def _protect(self, app: ApplicationIn, today: dt.date) -> tuple[dict[str, Any], dict[str, str], IdFacts | None]:
         """The request as stored: identifiers as keyed hashes; raw ones returned separately for encryption."""
@@ -1010,6 +1153,12 @@ MAX_EVENTS_PER_BATCH = 10_000
 REDIS_URL_ENV = "FENGKONG_REDIS_URL"
 
 
+def assignment_bucket(customer_id: str) -> float:
+    """A customer's fixed place in [0, 1): the same person always meets the same policy."""
+    digest = hashlib.sha256(f"fengkong/assignment/v1:{customer_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
 def parse_json_body(body: bytes | str) -> Any:
     """JSON text to Python, or a 400 ``malformed_json`` that says where the text stops making sense."""
     try:
@@ -1045,6 +1194,8 @@ _HASHED_FIELDS = (
     "model_version",
     "identity_encrypted",
     "request_hash",
+    "assignment",
+    "shadow_of",
 )
 
 

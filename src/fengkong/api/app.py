@@ -26,6 +26,7 @@ from fengkong.api.schemas import (
     ListEntryOut,
     PolicyIn,
     PolicyOut,
+    PolicyRoleIn,
     ProtectIn,
 )
 from fengkong.applications import ApplicationIn
@@ -294,6 +295,30 @@ def _routes(app: FastAPI) -> None:
         compiled = load_policy_text(body.content, source="request body", features=engine.features)
         version = engine.publish_policy(compiled, actor=f"key:{principal.key_id}", activate=body.activate)
         return next(p for p in engine.list_policies() if p["version"] == version)
+
+    @app.post(
+        "/v1/policies/{version}/role",
+        tags=["policies"],
+        summary="Make a published version the challenger (with a share of customers) or the shadow",
+    )
+    def set_policy_role(
+        version: str,
+        body: PolicyRoleIn,
+        engine: EngineDep,
+        principal: Annotated[Principal, Depends(require(Permission.MANAGE_POLICY))],
+    ) -> dict[str, Any]:
+        engine.set_policy_role(version, body.role, body.share, actor=f"key:{principal.key_id}")
+        return {"version": version, "role": body.role, "share": body.share if body.role == "challenger" else None}
+
+    @app.get(
+        "/v1/policies/compare",
+        tags=["policies"],
+        summary="Champion, challenger and shadow side by side, from live decisions",
+    )
+    def compare_policies(
+        engine: EngineDep, _p: Annotated[Principal, Depends(require(Permission.READ_POLICY))]
+    ) -> dict[str, Any]:
+        return engine.compare_policies()
 
     @app.get("/v1/audit/verify", response_model=AuditOut, tags=["audit"], summary="Check the audit chain")
     def verify_audit(

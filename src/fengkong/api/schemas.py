@@ -63,6 +63,12 @@ class PolicyIn(BaseModel):
     activate: bool = False
 
 
+class PolicyRoleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["challenger", "shadow"] | None = Field(description="null clears the version's role")
+    share: float | None = Field(None, gt=0, lt=1, description="the challenger's share of customers")
+
+
 class AuditOut(BaseModel):
     ok: bool
     entries: int

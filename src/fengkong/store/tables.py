@@ -24,7 +24,9 @@ policies = sa.Table(
     sa.Column("content", sa.Text, nullable=False),
     sa.Column("content_hash", sa.String(64), nullable=False),
     sa.Column("model_version", sa.String(128), nullable=False),
-    sa.Column("active", sa.Boolean, nullable=False, default=False),
+    sa.Column("active", sa.Boolean, nullable=False, default=False),  # the champion: decides by default
+    sa.Column("role", sa.String(16), nullable=True),  # "challenger" (takes `share` of customers) or "shadow"
+    sa.Column("share", sa.Float, nullable=True),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("created_by", sa.String(64), nullable=False),
 )
@@ -50,6 +52,9 @@ decisions = sa.Table(
     sa.Column("identity_encrypted", sa.Text, nullable=True),  # raw identifiers, Fernet-encrypted
     sa.Column("request_hash", sa.String(64), nullable=False),
     sa.Column("content_hash", sa.String(64), nullable=False),
+    # champion, challenger, pinned (the request named a version) or shadow (decided, stored, never acted on)
+    sa.Column("assignment", sa.String(16), nullable=True),
+    sa.Column("shadow_of", sa.String(40), nullable=True, index=True),  # the live decision a shadow one mirrors
 )
 
 audit_log = sa.Table(
