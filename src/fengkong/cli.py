@@ -390,6 +390,129 @@ def policy_list(as_json: AsJson = False, database_url: DatabaseUrl = None) -> No
     out.print(table)
 
 
+@policy_app.command("diff")
+def policy_diff(
+    a: Annotated[str, typer.Argument(metavar="A", help="the old policy: a YAML file or a published version")],
+    b: Annotated[str, typer.Argument(metavar="B", help="the new policy: a YAML file or a published version")],
+    as_json: AsJson = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Show what changed from policy A to policy B: rules (added, removed, changed, moved), triggers, score
+    cut-offs, limit table cells and APRs by band.
+
+    A and B are each a policy file or, when no such file exists, a version published in the database.
+    """
+    from sqlalchemy.engine import make_url
+
+    from fengkong.policy.diff import diff_policies
+    from fengkong.policy.loader import load_policy_file
+    from fengkong.store.db import database_url as resolve_url
+
+    engine: Any = None
+    sides: list[tuple[Any, dict[str, Any]]] = []
+    try:
+        for label, ref in (("A", a), ("B", b)):
+            if Path(ref).exists():
+                compiled = load_policy_file(Path(ref))
+                sides.append((compiled, {"ref": ref, "source": "file"}))
+                continue
+            if engine is None:
+                url = make_url(resolve_url(database_url))
+                missing_db = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+                if not (missing_db and not Path(str(url.database)).exists()):  # never create a database to look
+                    engine = _engine(database_url)
+            published = [] if engine is None else [r["version"] for r in engine.list_policies()]
+            if ref not in published:
+                known = f"published versions: {', '.join(published[-10:])}" if published else "none is published"
+                raise FengkongError(
+                    "unknown_policy",
+                    f"{label}: {ref!r} is neither a policy file nor a published policy version ({known})",
+                    label,
+                    404,
+                )
+            compiled = engine.policy(ref)
+            active = engine.active_policy_version() == ref
+            sides.append((compiled, {"ref": ref, "source": "published", "active": active}))
+    except (FengkongError, PolicyError) as exc:
+        _fail(exc, as_json)
+    finally:
+        if engine is not None:
+            engine.close()
+    (old, old_info), (new, new_info) = sides
+    diff = diff_policies(old.spec, new.spec, scorecard_hashes=(old.scorecard.content_hash, new.scorecard.content_hash))
+    if as_json:
+        result = diff.as_dict()
+        result["a"] |= old_info | {"content_hash": old.content_hash}
+        result["b"] |= new_info | {"content_hash": new.content_hash}
+        out.print_json(json.dumps(result, ensure_ascii=False))
+        return
+    for label, compiled, info in (("A", old, old_info), ("B", new, new_info)):
+        where = f"file {info['ref']}" if info["source"] == "file" else "published"
+        where += ", active" if info.get("active") else ""
+        heading = f"{label}  {compiled.name} {compiled.version}  ({where})"
+        out.print(heading, style="bold", markup=False, highlight=False)
+    styles = {"section": "bold underline", "+": "green", "-": "red", "~": "yellow", "detail": "dim", "note": "bold"}
+    for kind, line in diff.lines():
+        if kind in ("section", "note"):
+            text = f"\n{line}"
+        elif kind == "detail":
+            text = f"      {line}"
+        else:
+            text = f"  {kind} {line}"
+        out.print(text, style=styles[kind], markup=False, highlight=False)
+    out.print(f"\n{diff.count} difference{'s' if diff.count != 1 else ''}", style="dim", highlight=False)
+
+
+@policy_app.command("role")
+def policy_role(
+    version: Annotated[str, typer.Argument(help="a published policy version")],
+    challenger: Annotated[float | None, typer.Option(help="make it the challenger for this share of customers")] = None,
+    shadow: Annotated[
+        bool, typer.Option("--shadow", help="make it the shadow: decided and stored, never acted on")
+    ] = False,
+    clear: Annotated[bool, typer.Option("--clear", help="take its role away")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Give a published version a role beside the champion: challenger (a stable share of customers) or shadow."""
+    chosen = [name for name, on in (("challenger", challenger is not None), ("shadow", shadow), ("clear", clear)) if on]
+    if len(chosen) != 1:
+        err.print("[bold red]error[/] give exactly one of --challenger SHARE, --shadow or --clear")
+        raise typer.Exit(1)
+    role = None if clear else chosen[0]
+    try:
+        _engine(database_url).set_policy_role(version, role, challenger, actor="cli")
+    except FengkongError as exc:
+        _fail(exc)
+    out.print(f"{version}: {role or 'no role'}" + (f" ({challenger:.0%} of customers)" if role == "challenger" else ""))
+
+
+@policy_app.command("compare")
+def policy_compare(as_json: AsJson = False, database_url: DatabaseUrl = None) -> None:
+    """Champion, challenger and shadow side by side, from the decisions they made live."""
+    report = _engine(database_url).compare_policies()
+    if as_json:
+        out.print_json(json.dumps(report))
+        return
+    table = Table("policy", "as", "decisions", "approve", "review", "decline", "approval", "limit granted")
+    for g in report["groups"]:
+        table.add_row(
+            g["policy_version"],
+            g["assignment"],
+            str(g["decisions"]),
+            str(g["approve"]),
+            str(g["review"]),
+            str(g["decline"]),
+            f"{g['approval_rate']:.1%}",
+            f"{g['limit_granted']:,.0f}",
+        )
+    out.print(table)
+    if report["shadow_pairs"]:
+        out.print(
+            f"shadow vs live on {report['shadow_pairs']} applications: {report['shadow_swap_in']} the shadow "
+            f"would approve that were not approved, {report['shadow_swap_out']} approved that it would not"
+        )
+
+
 @audit_app.command("verify")
 def audit_verify(as_json: AsJson = False, database_url: DatabaseUrl = None) -> None:
     """Check the audit chain; exits 1 and names the first bad entry if anything was edited or removed."""
