@@ -98,3 +98,20 @@ def test_roles_are_validated_and_audited(engine: Engine) -> None:
     engine.set_policy_role("cand-1", None)
     assert engine._read_roles() == {}
     assert engine.verify_audit().ok
+
+
+def test_promote_and_roll_back(engine: Engine, application: dict[str, Any]) -> None:
+    original = engine.active_policy_version()
+    assert original is not None
+    engine.publish_policy(variant("next-1", 560), actor="test")
+    engine.set_policy_role("next-1", "challenger", 0.5)
+    engine.activate_policy("next-1")
+    assert engine.active_policy_version() == "next-1"
+    assert engine._read_roles() == {}  # the new champion gave up its challenger role
+    assert engine.decide(application).policy_version == "next-1"
+    engine.activate_policy(original)  # roll back
+    assert engine.decide(application).policy_version == original
+    with pytest.raises(FengkongError) as err:
+        engine.activate_policy("never-published")
+    assert err.value.status == 404
+    assert engine.verify_audit().ok

@@ -463,6 +463,19 @@ def policy_diff(
     out.print(f"\n{diff.count} difference{'s' if diff.count != 1 else ''}", style="dim", highlight=False)
 
 
+@policy_app.command("activate")
+def policy_activate(
+    version: Annotated[str, typer.Argument(help="a published policy version")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Promote a published version to champion, or roll back to an earlier one (audited)."""
+    try:
+        _engine(database_url).activate_policy(version, actor="cli")
+    except FengkongError as exc:
+        _fail(exc)
+    out.print(f"{version} is now the active policy")
+
+
 @policy_app.command("role")
 def policy_role(
     version: Annotated[str, typer.Argument(help="a published policy version")],

@@ -241,6 +241,22 @@ class Engine:
             self._active_checked = time.monotonic()
         return compiled.version
 
+    def activate_policy(self, version: str, actor: str = "python") -> str:
+        """Promote a published version to champion (or roll back to an earlier one); audited."""
+        try:
+            compiled = self.policy(version)
+        except FengkongError as exc:
+            if exc.code == "unknown_policy_version":
+                raise FengkongError(exc.code, exc.message, "version", 404) from None
+            raise
+        with self.db.connect() as conn:
+            role = conn.execute(sa.select(policies.c.role).where(policies.c.version == version)).scalar_one_or_none()
+        if role is not None:
+            self.set_policy_role(version, None, actor=actor)  # a champion is neither challenger nor shadow
+        self.publish_policy(compiled, actor=actor, activate=True)
+        self._active_checked = 0.0
+        return version
+
     def active_policy_version(self) -> str | None:
         with self.db.connect() as conn:
             return conn.execute(sa.select(policies.c.version).where(policies.c.active)).scalar_one_or_none()

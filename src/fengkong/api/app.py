@@ -297,6 +297,20 @@ def _routes(app: FastAPI) -> None:
         return next(p for p in engine.list_policies() if p["version"] == version)
 
     @app.post(
+        "/v1/policies/{version}/activate",
+        response_model=PolicyOut,
+        tags=["policies"],
+        summary="Promote a published version to champion, or roll back to an earlier one",
+    )
+    def activate_policy(
+        version: str,
+        engine: EngineDep,
+        principal: Annotated[Principal, Depends(require(Permission.MANAGE_POLICY))],
+    ) -> dict[str, Any]:
+        engine.activate_policy(version, actor=f"key:{principal.key_id}")
+        return next(p for p in engine.list_policies() if p["version"] == version)
+
+    @app.post(
         "/v1/policies/{version}/role",
         tags=["policies"],
         summary="Make a published version the challenger (with a share of customers) or the shadow",
