@@ -402,42 +402,12 @@ def policy_diff(
 
     A and B are each a policy file or, when no such file exists, a version published in the database.
     """
-    from sqlalchemy.engine import make_url
-
     from fengkong.policy.diff import diff_policies
-    from fengkong.policy.loader import load_policy_file
-    from fengkong.store.db import database_url as resolve_url
 
-    engine: Any = None
-    sides: list[tuple[Any, dict[str, Any]]] = []
     try:
-        for label, ref in (("A", a), ("B", b)):
-            if Path(ref).exists():
-                compiled = load_policy_file(Path(ref))
-                sides.append((compiled, {"ref": ref, "source": "file"}))
-                continue
-            if engine is None:
-                url = make_url(resolve_url(database_url))
-                missing_db = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
-                if not (missing_db and not Path(str(url.database)).exists()):  # never create a database to look
-                    engine = _engine(database_url)
-            published = [] if engine is None else [r["version"] for r in engine.list_policies()]
-            if ref not in published:
-                known = f"published versions: {', '.join(published[-10:])}" if published else "none is published"
-                raise FengkongError(
-                    "unknown_policy",
-                    f"{label}: {ref!r} is neither a policy file nor a published policy version ({known})",
-                    label,
-                    404,
-                )
-            compiled = engine.policy(ref)
-            active = engine.active_policy_version() == ref
-            sides.append((compiled, {"ref": ref, "source": "published", "active": active}))
+        sides = _resolve_policies([("A", a), ("B", b)], database_url)
     except (FengkongError, PolicyError) as exc:
         _fail(exc, as_json)
-    finally:
-        if engine is not None:
-            engine.close()
     (old, old_info), (new, new_info) = sides
     diff = diff_policies(old.spec, new.spec, scorecard_hashes=(old.scorecard.content_hash, new.scorecard.content_hash))
     if as_json:
@@ -461,6 +431,103 @@ def policy_diff(
             text = f"  {kind} {line}"
         out.print(text, style=styles[kind], markup=False, highlight=False)
     out.print(f"\n{diff.count} difference{'s' if diff.count != 1 else ''}", style="dim", highlight=False)
+
+
+def _resolve_policies(refs: list[tuple[str, str]], database_url: str | None) -> list[tuple[Any, dict[str, Any]]]:
+    """Each reference is a policy file or, when no such file exists, a version published in the database."""
+    from sqlalchemy.engine import make_url
+
+    from fengkong.policy.loader import load_policy_file
+    from fengkong.store.db import database_url as resolve_url
+
+    engine: Any = None
+    sides: list[tuple[Any, dict[str, Any]]] = []
+    try:
+        for label, ref in refs:
+            if Path(ref).exists():
+                sides.append((load_policy_file(Path(ref)), {"ref": ref, "source": "file"}))
+                continue
+            if engine is None:
+                url = make_url(resolve_url(database_url))
+                missing_db = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+                if not (missing_db and not Path(str(url.database)).exists()):  # never create a database to look
+                    engine = _engine(database_url)
+            published = [] if engine is None else [r["version"] for r in engine.list_policies()]
+            if ref not in published:
+                known = f"published versions: {', '.join(published[-10:])}" if published else "none is published"
+                raise FengkongError(
+                    "unknown_policy",
+                    f"{label}: {ref!r} is neither a policy file nor a published policy version ({known})",
+                    label,
+                    404,
+                )
+            active = engine.active_policy_version() == ref
+            sides.append((engine.policy(ref), {"ref": ref, "source": "published", "active": active}))
+    finally:
+        if engine is not None:
+            engine.close()
+    return sides
+
+
+@policy_app.command("simulate")
+def policy_simulate(
+    candidate: Annotated[str, typer.Argument(help="the candidate policy: a YAML file or a published version")],
+    applications: Annotated[
+        Path,
+        typer.Option(
+            help="historical applications: Parquet or CSV of feature columns, optionally a realised outcome column"
+        ),
+    ],
+    against: Annotated[str | None, typer.Option(help="the policy to compare with (default: the active one)")] = None,
+    outcome: Annotated[str, typer.Option(help="realised outcome column: 1 bad, 0 good, empty not matured")] = "bad",
+    segments: Annotated[str, typer.Option(help="comma-separated segment columns for per-segment figures")] = "",
+    report: Annotated[Path | None, typer.Option(help="write simulation.md and simulation.html to this folder")] = None,
+    as_json: AsJson = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Re-decide historical applications under the candidate and the current policy, side by side: approval
+    rate, expected and realised bad rate, expected loss, exposure, swap-in and swap-out, reasons, segments."""
+    import polars as pl
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from fengkong.policy.simulate import simulate
+
+    if not applications.exists():
+        _fail(FengkongError("file_not_found", f"no such file: {applications}", "applications", 404), as_json)
+    try:
+        if against is None:
+            engine = _engine(database_url)
+            against = engine.active_policy_version() or ""
+            engine.close()
+        (cand, _), (curr, _) = _resolve_policies([("CANDIDATE", candidate), ("CURRENT", against)], database_url)
+        frame = pl.scan_csv(applications) if applications.suffix.lower() == ".csv" else pl.scan_parquet(applications)
+        columns = (TextColumn("simulate"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=err, disable=as_json or not err.is_terminal) as progress:
+            task = progress.add_task("simulate", total=None)
+
+            def on_progress(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            result = simulate(
+                cand,
+                curr,
+                frame,
+                outcome_column=outcome,
+                segment_columns=[c for c in segments.split(",") if c],
+                on_progress=on_progress,
+            )
+    except (FengkongError, PolicyError) as exc:
+        _fail(exc, as_json)
+    if report is not None:
+        report.mkdir(parents=True, exist_ok=True)
+        (report / "simulation.md").write_text(result.markdown(), encoding="utf-8")
+        (report / "simulation.html").write_text(result.html(), encoding="utf-8")
+    if as_json:
+        out.print_json(json.dumps(result.as_dict(), ensure_ascii=False))
+    else:
+        out.print(result.markdown(), markup=False, highlight=False)
+        if report is not None:
+            err.print(f"wrote {report / 'simulation.md'} and {report / 'simulation.html'}")
 
 
 @policy_app.command("activate")

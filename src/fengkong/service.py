@@ -241,14 +241,18 @@ class Engine:
             self._active_checked = time.monotonic()
         return compiled.version
 
-    def activate_policy(self, version: str, actor: str = "python") -> str:
-        """Promote a published version to champion (or roll back to an earlier one); audited."""
+    def policy_or_404(self, version: str) -> CompiledPolicy:
+        """A published version named in a URL: unknown is 404 (not the 422 of a version named in a body)."""
         try:
-            compiled = self.policy(version)
+            return self.policy(version)
         except FengkongError as exc:
             if exc.code == "unknown_policy_version":
                 raise FengkongError(exc.code, exc.message, "version", 404) from None
             raise
+
+    def activate_policy(self, version: str, actor: str = "python") -> str:
+        """Promote a published version to champion (or roll back to an earlier one); audited."""
+        compiled = self.policy_or_404(version)
         with self.db.connect() as conn:
             role = conn.execute(sa.select(policies.c.role).where(policies.c.version == version)).scalar_one_or_none()
         if role is not None:

@@ -28,6 +28,7 @@ from fengkong.api.schemas import (
     PolicyOut,
     PolicyRoleIn,
     ProtectIn,
+    SimulationIn,
 )
 from fengkong.applications import ApplicationIn
 from fengkong.errors import FengkongError, FieldProblem
@@ -295,6 +296,35 @@ def _routes(app: FastAPI) -> None:
         compiled = load_policy_text(body.content, source="request body", features=engine.features)
         version = engine.publish_policy(compiled, actor=f"key:{principal.key_id}", activate=body.activate)
         return next(p for p in engine.list_policies() if p["version"] == version)
+
+    @app.post(
+        "/v1/policies/{version}/simulate",
+        tags=["policies"],
+        summary="Re-decide historical applications under this version and the current one, side by side",
+    )
+    def simulate_policy(
+        version: str,
+        body: SimulationIn,
+        engine: EngineDep,
+        _p: Annotated[Principal, Depends(require(Permission.READ_POLICY))],
+    ) -> dict[str, Any]:
+        import polars as pl
+
+        from fengkong.policy.simulate import simulate
+
+        candidate = engine.policy_or_404(version)
+        current = engine.policy_or_404(body.against) if body.against else engine.policy()
+        try:
+            frame = pl.DataFrame(body.applications, infer_schema_length=None)
+        except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
+            first_line = str(exc).split("\n")[0]
+            raise FengkongError(
+                "invalid_field", f"applications: not a table of values ({first_line})", "applications", 422
+            ) from None
+        report = simulate(
+            candidate, current, frame, outcome_column=body.outcome_column, segment_columns=body.segment_columns
+        )
+        return report.as_dict()
 
     @app.post(
         "/v1/policies/{version}/activate",

@@ -63,6 +63,16 @@ class PolicyIn(BaseModel):
     activate: bool = False
 
 
+class SimulationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    applications: list[dict[str, Any]] = Field(
+        min_length=1, max_length=100_000, description="historical applications: feature values, optional outcome"
+    )
+    against: str | None = Field(None, description="the version to compare with (default: the active one)")
+    outcome_column: str = Field("bad", min_length=1, max_length=64)
+    segment_columns: list[str] = Field(default_factory=list, max_length=10)
+
+
 class PolicyRoleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Literal["challenger", "shadow"] | None = Field(description="null clears the version's role")
