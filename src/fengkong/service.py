@@ -751,8 +751,10 @@ class Engine:
         self, policy: CompiledPolicy, event_type: str, event_id: str, keys: Mapping[str, str], occurred: dt.datetime
     ) -> list[dict[str, Any]]:
         """Event triggers see the customer's online features *including* this event."""
-        features = self.online.features(keys, occurred.timestamp())
-        features.update(self._list_features(keys["customer"], keys, occurred))
+        needed = policy.trigger_inputs(event_type)
+        features = self.online.features(keys, occurred.timestamp(), only=needed)
+        if needed & _LIST_FEATURES:  # a database look-up: only when a woken trigger reads a list
+            features.update(self._list_features(keys["customer"], keys, occurred))
         now = _now()
         return [
             {
@@ -1170,6 +1172,7 @@ _INSERT_EVENT = sa.insert(events)
 
 
 MAX_EVENTS_PER_BATCH = 10_000
+_LIST_FEATURES = frozenset({"list_blacklist_hit", "list_watchlist_hit", "customer_protected"})
 REDIS_URL_ENV = "FENGKONG_REDIS_URL"
 
 

@@ -6,7 +6,7 @@ the engine feeds with observations (events and decisions) and asks for features.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from fengkong.features.graph import EntityGraph
@@ -39,11 +39,13 @@ class OnlineFeatures:
         self.graph = graph
         self.community_sizes: dict[str, int] = {}  # customer → size of their community at the last batch run
 
-    def features(self, keys: Mapping[str, str], now: float) -> dict[str, Any]:
+    def features(self, keys: Mapping[str, str], now: float, only: Collection[str] | None = None) -> dict[str, Any]:
+        """All online features, or only those named (event triggers read a few of them, per event)."""
         customer = keys["customer"]
         identifiers = {k: v for k, v in keys.items() if k in GRAPH_KINDS}
-        out: dict[str, Any] = self.velocity.features(keys, now)
-        out.update(self.graph.features(customer, identifiers))
+        out: dict[str, Any] = self.velocity.features(keys, now, only)
+        if only is None or any(name.startswith("graph_") for name in only):
+            out.update(self.graph.features(customer, identifiers))
         size = self.community_sizes.get(customer)
         out["graph_community_size"] = None if size is None else float(size)
         return out

@@ -7,8 +7,9 @@ is bounded: each series keeps only what its own window can still see.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -61,7 +62,7 @@ class WindowSpec(BaseModel):
         parse_duration(value)
         return value
 
-    @property
+    @functools.cached_property
     def seconds(self) -> float:
         return parse_duration(self.window)
 
@@ -152,10 +153,13 @@ class Velocity:
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     self.state.add(spec.name, key, obs.ts, obs.event_id, float(value), spec.seconds)
 
-    def features(self, keys: Mapping[str, str], now: float) -> dict[str, float | None]:
-        """Every window feature for these entities as of ``now``; missing when the entity is unknown."""
+    def features(
+        self, keys: Mapping[str, str], now: float, only: Collection[str] | None = None
+    ) -> dict[str, float | None]:
+        """Every window feature (or those named in ``only``) for these entities as of ``now``; missing when
+        the entity is unknown."""
         out: dict[str, float | None] = {}
-        for spec in self.specs:
+        for spec in self.specs if only is None else (s for s in self.specs if s.name in only):
             key = keys.get(spec.entity)
             if key is None:
                 out[spec.name] = None

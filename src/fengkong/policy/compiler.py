@@ -300,11 +300,21 @@ class CompiledPolicy:
             for r, t in zip(spec.rules, trees, strict=True)
         )
         self._triggers = tuple((t, compile_row(tree)) for t, tree in zip(spec.triggers, trigger_trees, strict=True))
+        # per event type: the features its triggers read, so an event computes only those
+        self._trigger_inputs: dict[str, frozenset[str]] = {}
+        for t, tree in zip(spec.triggers, trigger_trees, strict=True):
+            for event_type in t.events:
+                refs_t = frozenset(ex.references(tree))
+                self._trigger_inputs[event_type] = self._trigger_inputs.get(event_type, frozenset()) | refs_t
         refs: set[str] = set(scorecard.features) | {"monthly_income"}
         for tree in trees:
             refs |= ex.references(tree)
         self.inputs = sorted(refs - {"score"})
         self._limit_flat = [v for row in spec.limits.table for v in row]
+
+    def trigger_inputs(self, event_type: str) -> frozenset[str]:
+        """The features the triggers woken by this event type read (empty: no trigger wakes)."""
+        return self._trigger_inputs.get(event_type, frozenset())
 
     def triggers_for(self, event_type: str) -> list[TriggerSpec]:
         return [t for t, _ in self._triggers if event_type in t.events]
