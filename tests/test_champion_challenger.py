@@ -56,6 +56,9 @@ def test_challenger_takes_its_share_and_each_customer_always_meets_the_same_poli
     assert by["champion"]["decisions"] == 2 * (60 - len(challenged))
     # one applicant identity sent 120 times trips the velocity rules, but the champion approved the first ones
     assert by["champion"]["approve"] >= 1
+    assert by["challenger"]["expected_bad_rate"] is None  # approved nobody
+    assert 0 < by["champion"]["expected_bad_rate"] < 0.05  # scores well above 600 on the placeholder scaling
+    assert by["champion"]["expected_loss"] > 0
 
 
 def test_shadow_is_decided_and_stored_but_never_acts(engine: Engine, application: dict[str, Any]) -> None:

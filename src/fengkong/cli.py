@@ -573,7 +573,18 @@ def policy_compare(as_json: AsJson = False, database_url: DatabaseUrl = None) ->
     if as_json:
         out.print_json(json.dumps(report))
         return
-    table = Table("policy", "as", "decisions", "approve", "review", "decline", "approval", "limit granted")
+    table = Table(
+        "policy",
+        "as",
+        "decisions",
+        "approve",
+        "review",
+        "decline",
+        "approval",
+        "limit granted",
+        "expected bad",
+        "expected loss",
+    )
     for g in report["groups"]:
         table.add_row(
             g["policy_version"],
@@ -584,6 +595,8 @@ def policy_compare(as_json: AsJson = False, database_url: DatabaseUrl = None) ->
             str(g["decline"]),
             f"{g['approval_rate']:.1%}",
             f"{g['limit_granted']:,.0f}",
+            "-" if g["expected_bad_rate"] is None else f"{g['expected_bad_rate']:.2%}",
+            f"{g['expected_loss']:,.0f}",
         )
     out.print(table)
     if report["shadow_pairs"]:

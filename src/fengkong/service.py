@@ -48,6 +48,7 @@ from fengkong.pii import (
 from fengkong.policy.compiler import CompiledPolicy
 from fengkong.policy.errors import PolicyError
 from fengkong.policy.loader import DEFAULT_POLICY_PATH, load_policy_file, load_policy_text
+from fengkong.policy.simulate import expected_pd
 from fengkong.security import Principal, hash_api_key, key_matches, new_api_key, parse_key_id
 from fengkong.state.memory import MemoryState
 from fengkong.store import audit
@@ -354,6 +355,7 @@ class Engine:
             decisions.c.outcome,
             decisions.c.limit_amount,
             decisions.c.reasons,
+            decisions.c.score,
         )
         if since is not None:
             query = query.where(decisions.c.created_at >= since)
@@ -371,13 +373,18 @@ class Engine:
                         "review": 0,
                         "decline": 0,
                         "limit_granted": 0.0,
+                        "expected_defaults": 0.0,
+                        "expected_loss": 0.0,
                         "reasons": {},
                     },
                 )
                 g["decisions"] += 1
                 g[row.outcome] += 1
                 if row.outcome == "approve" and row.limit_amount:
+                    pd = expected_pd(row.score) if row.score is not None else 0.0
                     g["limit_granted"] += row.limit_amount
+                    g["expected_defaults"] += pd
+                    g["expected_loss"] += pd * row.limit_amount  # LGD 1, as in the simulation
                 for code in row.reasons:
                     g["reasons"][code] = g["reasons"].get(code, 0) + 1
             mirror = decisions.alias("mirror")
@@ -388,6 +395,8 @@ class Engine:
             ).all()
         for g in groups.values():
             g["approval_rate"] = g["approve"] / g["decisions"] if g["decisions"] else 0.0
+            # the same placeholder score-to-PD scaling as the simulation, until a calibrated model provides PD
+            g["expected_bad_rate"] = g.pop("expected_defaults") / g["approve"] if g["approve"] else None
         swap_in = sum(1 for p in pairs if p.live != "approve" and p.shadow == "approve")
         swap_out = sum(1 for p in pairs if p.live == "approve" and p.shadow != "approve")
         return {
