@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from fengkong.errors import from_validation_error
 from fengkong.events.schema import EVENT_ADAPTER, EVENT_TYPES, Event
@@ -61,7 +61,28 @@ class IngestResult:
         }
 
 
+_BATCH_ADAPTER: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
+
+
 def parse_events(items: list[Any]) -> tuple[list[tuple[int, Event]], list[Rejection]]:
+    """Validated events with their index in the batch, and the refused ones with index and reason.
+
+    The common case, a wholly valid batch, is validated in one call; only a batch with a bad item is
+    re-read item by item to say which items are bad and why."""
+    try:
+        parsed = _BATCH_ADAPTER.validate_python(items)
+    except ValidationError:
+        return _parse_one_by_one(items)
+    seen: set[str] = set()
+    good: list[tuple[int, Event]] = []
+    for index, event in enumerate(parsed):
+        if event.event_id not in seen:  # the same event twice in one batch counts once
+            seen.add(event.event_id)
+            good.append((index, event))
+    return good, []
+
+
+def _parse_one_by_one(items: list[Any]) -> tuple[list[tuple[int, Event]], list[Rejection]]:
     good: list[tuple[int, Event]] = []
     bad: list[Rejection] = []
     seen: set[str] = set()
