@@ -662,9 +662,20 @@ def test_api_keys_create_authenticate_revoke(engine: Engine) -> None:
 def test_role_permissions() -> None:
     P = Permission
     expected = {
-        Role.SYSTEM: {P.DECIDE, P.INGEST, P.READ_DECISION},
-        Role.ANALYST: {P.READ_DECISION, P.READ_POLICY, P.MANAGE_LISTS},
-        Role.AUDITOR: {P.READ_DECISION, P.READ_POLICY, P.VERIFY_AUDIT},
+        Role.SYSTEM: {P.DECIDE, P.INGEST, P.READ_DECISION, P.READ_LINE, P.READ_LOAN, P.APPEAL},
+        Role.ANALYST: {
+            P.READ_DECISION,
+            P.READ_POLICY,
+            P.MANAGE_LISTS,
+            P.READ_LINE,
+            P.MANAGE_LINES,
+            P.READ_MODEL,
+            P.READ_LOAN,
+            P.COLLECT,
+            P.READ_CASES,
+            P.WORK_CASES,
+        },
+        Role.AUDITOR: {P.READ_DECISION, P.READ_POLICY, P.VERIFY_AUDIT, P.READ_LINE, P.READ_MODEL, P.READ_LOAN, P.READ_CASES},
         Role.ADMIN: set(P),
     }
     assert {r: set(ps) for r, ps in ROLE_PERMISSIONS.items()} == expected

@@ -667,5 +667,12 @@ def db_upgrade(database_url: DatabaseUrl = None) -> None:
     out.print(f"schema at revision {current_revision(engine)}")
 
 
+# Commands that live beside their subsystem, registered last because they use the helpers above.
+# --- lines (issue 5)
+# --- models (issue 4)
+# --- loans (issue 6)
+# --- cases and users (issue 7)
+
+
 def main() -> None:
     app()

@@ -21,13 +21,38 @@ class Permission(StrEnum):
     MANAGE_POLICY = "manage_policy"  # publish, activate
     VERIFY_AUDIT = "verify_audit"
     MANAGE_KEYS = "manage_keys"
+    READ_LINE = "read_line"  # a credit line with its history
+    MANAGE_LINES = "manage_lines"  # act on a line by hand; run and apply a portfolio line review
+    READ_MODEL = "read_model"
+    MANAGE_MODELS = "manage_models"  # train, register, monitor
+    READ_LOAN = "read_loan"
+    COLLECT = "collect"  # work the collections queue, log contacts
+    APPEAL = "appeal"  # file an appeal or complaint on a customer's behalf (the lender's app)
+    READ_CASES = "read_cases"
+    WORK_CASES = "work_cases"  # claim and resolve cases
+    MANAGE_USERS = "manage_users"  # console logins
 
 
 _P = Permission
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.SYSTEM: frozenset({_P.DECIDE, _P.INGEST, _P.READ_DECISION}),
-    Role.ANALYST: frozenset({_P.READ_DECISION, _P.READ_POLICY, _P.MANAGE_LISTS}),
-    Role.AUDITOR: frozenset({_P.READ_DECISION, _P.READ_POLICY, _P.VERIFY_AUDIT}),
+    Role.SYSTEM: frozenset({_P.DECIDE, _P.INGEST, _P.READ_DECISION, _P.READ_LINE, _P.READ_LOAN, _P.APPEAL}),
+    Role.ANALYST: frozenset(
+        {
+            _P.READ_DECISION,
+            _P.READ_POLICY,
+            _P.MANAGE_LISTS,
+            _P.READ_LINE,
+            _P.MANAGE_LINES,
+            _P.READ_MODEL,
+            _P.READ_LOAN,
+            _P.COLLECT,
+            _P.READ_CASES,
+            _P.WORK_CASES,
+        }
+    ),
+    Role.AUDITOR: frozenset(
+        {_P.READ_DECISION, _P.READ_POLICY, _P.VERIFY_AUDIT, _P.READ_LINE, _P.READ_MODEL, _P.READ_LOAN, _P.READ_CASES}
+    ),
     Role.ADMIN: frozenset(Permission),
 }
 

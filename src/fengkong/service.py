@@ -163,6 +163,11 @@ class Engine:
         self._replay_windows = isinstance(state, MemoryState)
         self.online = OnlineFeatures(Velocity(load_windows(), state), EntityGraph())
         self._rebuild_online_state()
+        # Subsystems live in their own packages and are reached as attributes of the engine (engine.lines, ...).
+        # --- lines (issue 5)
+        # --- models (issue 4)
+        # --- loans (issue 6)
+        # --- cases (issue 7)
         if policy is not None or self.active_policy_version() is None:
             compiled = load_policy_file(policy if policy is not None else DEFAULT_POLICY_PATH, features)
             try:

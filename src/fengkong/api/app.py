@@ -55,6 +55,11 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.state.engine = engine if engine is not None else Engine()
     _install_error_handlers(app)
     _routes(app)
+    # Routers of subsystems, one module each under fengkong/api/.
+    # --- lines (issue 5)
+    # --- models (issue 4)
+    # --- loans (issue 6)
+    # --- cases and console (issue 7)
     return app
 
 
