@@ -675,7 +675,15 @@ def test_role_permissions() -> None:
             P.READ_CASES,
             P.WORK_CASES,
         },
-        Role.AUDITOR: {P.READ_DECISION, P.READ_POLICY, P.VERIFY_AUDIT, P.READ_LINE, P.READ_MODEL, P.READ_LOAN, P.READ_CASES},
+        Role.AUDITOR: {
+            P.READ_DECISION,
+            P.READ_POLICY,
+            P.VERIFY_AUDIT,
+            P.READ_LINE,
+            P.READ_MODEL,
+            P.READ_LOAN,
+            P.READ_CASES,
+        },
         Role.ADMIN: set(P),
     }
     assert {r: set(ps) for r, ps in ROLE_PERMISSIONS.items()} == expected
