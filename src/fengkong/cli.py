@@ -671,7 +671,8 @@ def db_upgrade(database_url: DatabaseUrl = None) -> None:
 # --- lines (issue 5)
 # --- models (issue 4)
 # --- loans (issue 6)
-# --- cases and users (issue 7)
+# --- cases (issue 7)
+# --- console users (issue 7)
 
 
 def main() -> None:

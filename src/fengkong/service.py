@@ -168,6 +168,7 @@ class Engine:
         # --- models (issue 4)
         # --- loans (issue 6)
         # --- cases (issue 7)
+        # --- console (issue 7)
         if policy is not None or self.active_policy_version() is None:
             compiled = load_policy_file(policy if policy is not None else DEFAULT_POLICY_PATH, features)
             try:

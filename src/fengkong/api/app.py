@@ -59,7 +59,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     # --- lines (issue 5)
     # --- models (issue 4)
     # --- loans (issue 6)
-    # --- cases and console (issue 7)
+    # --- cases (issue 7)
+    # --- console (issue 7)
     return app
 
 

@@ -1,4 +1,4 @@
-"""Cases, appeals and console users (issue 7).
+"""Cases, appeals and complaints (issue 7).
 
 Revision ID: 0009
 Revises: 0008
