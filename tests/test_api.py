@@ -157,7 +157,8 @@ def test_decide_read_back_and_verify_on_both_stores(api_both: Api) -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", d["created_at"])
     after = api.state()
     assert after[0] == before[0] + 1, "one decision stored"
-    assert after[1] == before[1] + 1, "one audit entry appended"
+    assert d["outcome"] == "approve" and d["line_id"] is not None, "an approval opens a credit line"
+    assert after[1] == before[1] + 2, "two audit entries appended: the decision and the line it opened"
 
     # A retry of the same application answers with the stored decision and stores nothing.
     again = api.decide(EXAMPLE)
@@ -326,7 +327,8 @@ def test_missing_bad_and_revoked_keys(authz: tuple[Api, str], route: str) -> Non
     assert call(api, route, decision_id, {"X-API-Key": key}).status_code == 200
     api.engine.revoke_api_key(key.split("_")[1])
     after_revoke = api.state()
-    assert after_revoke[1] == before[1] + 2 + (1 if route in ("decide", "publish_policy") else 0)
+    # deciding an approval also opens a line (its own audit entry)
+    assert after_revoke[1] == before[1] + 2 + {"decide": 2, "publish_policy": 1}.get(route, 0)
     r = call(api, route, decision_id, {"X-API-Key": key})
     assert_error(r, 401, "invalid_api_key", "X-API-Key")
     assert api.state() == after_revoke

@@ -81,7 +81,7 @@ def chain(engine: Engine, application: dict[str, Any]) -> list[str]:
     for i in range(5):
         app = copy.deepcopy(application)
         app["application_id"] = f"chain-{i}"
-        if i % 2:
+        if i % 2 or i == 4:  # the fifth in a day would be a velocity REVIEW, which opens a case (another entry)
             app["bureau"]["worst_delinquency_days"] = 120
         ids.append(engine.decide(app).decision_id)
     return ids
@@ -94,10 +94,15 @@ def test_fresh_chain_verifies(engine: Engine, chain: list[str]) -> None:
     report = verify(engine)
     assert report.ok and report.findings == [] and report.first_bad_seq is None
     rows = entries(engine)
-    assert [r.seq for r in rows] == list(range(1, 8))
-    assert [r.kind for r in rows] == ["policy_published", "policy_activated"] + ["decision"] * 5
-    assert [r.subject_id for r in rows[2:]] == chain
-    assert (report.entries, report.head_seq, report.head_hash) == (7, 7, rows[-1].entry_hash)
+    kinds = [r.kind for r in rows]
+    assert [r.seq for r in rows] == list(range(1, len(rows) + 1))
+    assert kinds[:2] == ["policy_published", "policy_activated"] and kinds.count("decision") == 5
+    # every approval opened a line, audited right after its decision
+    assert kinds[2:] == [k for k in kinds[2:] if k in ("decision", "line_action")]
+    assert all(kinds[i - 1] == "decision" for i, k in enumerate(kinds) if k == "line_action")
+    assert [r.subject_id for r in rows[2:] if r.kind == "decision"] == chain
+    n = len(rows)
+    assert (report.entries, report.head_seq, report.head_hash) == (n, n, rows[-1].entry_hash)
     # each entry holds the hash of the one before
     assert rows[0].prev_hash == audit.GENESIS
     assert all(b.prev_hash == a.entry_hash for a, b in itertools.pairwise(rows))
@@ -106,7 +111,7 @@ def test_fresh_chain_verifies(engine: Engine, chain: list[str]) -> None:
     key = engine.create_api_key("auditor", actor="test")
     engine.revoke_api_key(key.split("_")[1], actor="test")
     report = verify(engine)
-    assert report.ok and report.entries == report.head_seq == 9
+    assert report.ok and report.entries == report.head_seq == n + 2
 
 
 # ------------------------------------------------------------------------------------------ tampering
@@ -331,7 +336,8 @@ def test_concurrent_decisions_keep_one_chain(engine: Engine, application: dict[s
     assert not errors, errors
 
     rows = entries(engine)
-    assert [r.seq for r in rows] == list(range(1, start + 101))  # contiguous, no gaps, no duplicates
+    assert [r.seq for r in rows] == list(range(1, len(rows) + 1))  # contiguous, no gaps, no duplicates
+    assert sum(r.kind == "decision" for r in rows[start:]) == 100
     assert all(b.prev_hash == a.entry_hash for a, b in itertools.pairwise(rows))  # no fork
     with engine.db.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(decisions)).scalar_one() == 100
@@ -340,7 +346,7 @@ def test_concurrent_decisions_keep_one_chain(engine: Engine, application: dict[s
     assert {r.actor for r in rows[start:]} == {f"worker-{w}" for w in range(4)}
     report = verify(engine)
     assert report.ok, report.findings
-    assert report.entries == report.head_seq == start + 100
+    assert report.entries == report.head_seq == len(rows)
 
 
 def test_key_and_activation_tampering_is_found(engine: Engine, chain: list[str]) -> None:

@@ -118,3 +118,33 @@ def test_promote_and_roll_back(engine: Engine, application: dict[str, Any]) -> N
         engine.activate_policy("never-published")
     assert err.value.status == 404
     assert engine.verify_audit().ok
+
+
+def test_live_comparison_reports_the_realised_bad_rate_from_the_loan_book(
+    sqlite_engine: Engine, application: dict[str, Any]
+) -> None:
+    import datetime as dt
+    import hashlib
+
+    engine = sqlite_engine
+    lines = []
+    for i in range(3):
+        body = copy.deepcopy(application)
+        body["customer_id"] = f"rl-{i}"
+        body["identity"].pop("bank_card")
+        body["identity"]["id_number_hash"] = hashlib.sha256(body["customer_id"].encode()).hexdigest()
+        body["applicant"]["age"] = 36
+        del body["identity"]["id_number"]
+        body["identity"]["device_id"] = f"rl-dev-{i}"
+        body["identity"]["phone"] = f"1390000000{i}"
+        d = engine.decide(body)
+        assert d.line_id is not None, d
+        lines.append((d.customer_id, d.line_id))
+    today = dt.date.today()
+    # one loan booked 200 days ago and never repaid (bad), one booked today (good so far); the third has no loan
+    engine.loans.open_loan(
+        lines[0][0], 1000, "0.12", 6, "equal_instalment", today - dt.timedelta(days=200), line_id=lines[0][1]
+    )
+    engine.loans.open_loan(lines[1][0], 1000, "0.12", 6, "equal_instalment", today, line_id=lines[1][1])
+    (champion,) = engine.compare_policies()["groups"]
+    assert (champion["realised_observed"], champion["realised_bad"], champion["realised_bad_rate"]) == (2, 1, 0.5)

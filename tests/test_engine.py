@@ -369,7 +369,11 @@ def test_concurrent_retries_of_one_application_store_one_decision(engine: Engine
     assert len(results) == 4 and len({r.decision_id for r in results}) == 1
     assert sum(not r.replayed for r in results) <= 1
     after = state(engine)
-    assert after["decisions"] == before["decisions"] + 1 and after["audit_log"] == before["audit_log"] + 1
+    # one decision, and an approval opens exactly one line (its own audited action)
+    opened = 1 if results[0].line_id is not None else 0
+    assert after["decisions"] == before["decisions"] + 1
+    assert after["audit_log"] == before["audit_log"] + 1 + opened
+    assert len({r.line_id for r in results}) == 1
     assert engine.verify_audit().ok
 
 
@@ -565,7 +569,8 @@ def test_publish_activate_and_decide_under_an_older_version(engine: Engine, app:
 
     engine.publish_policy(v2_policy(), actor="test", activate=True)
     assert state(engine)["active"] == ["2026.12.0"]
-    assert state(engine)["audit_log"] == after_publish["audit_log"] + 3  # two decisions, one activation
+    # two decisions (the approval also opened a line), one activation
+    assert state(engine)["audit_log"] == after_publish["audit_log"] + 4
     new = engine.decide(app)
     assert (new.policy_version, new.outcome) == ("2026.12.0", Outcome.DECLINE)
     old = engine.decide(variant(app, policy_version=DEFAULT_VERSION))
@@ -614,7 +619,7 @@ def test_api_keys_create_authenticate_revoke(engine: Engine) -> None:
     # only a hash of the key is stored
     with engine.db.connect() as conn:
         stored = conn.execute(sa.select(api_keys)).all()
-    assert len(stored) == 4
+    assert len(stored) == len(Role)
     assert not any(key.split("_", 2)[2] in repr(stored) for key in keys.values())
 
     # wrong keys authenticate nobody
@@ -675,6 +680,19 @@ def test_role_permissions() -> None:
             P.READ_CASES,
             P.WORK_CASES,
         },
+        Role.SUPERVISOR: {
+            P.READ_DECISION,
+            P.VIEW_PII,
+            P.READ_POLICY,
+            P.MANAGE_LISTS,
+            P.READ_LINE,
+            P.MANAGE_LINES,
+            P.READ_MODEL,
+            P.READ_LOAN,
+            P.COLLECT,
+            P.READ_CASES,
+            P.WORK_CASES,
+        },
         Role.AUDITOR: {
             P.READ_DECISION,
             P.READ_POLICY,
@@ -687,9 +705,12 @@ def test_role_permissions() -> None:
         Role.ADMIN: set(P),
     }
     assert {r: set(ps) for r, ps in ROLE_PERMISSIONS.items()} == expected
-    # the sensitive permissions belong to admin alone
-    for perm in (P.VIEW_PII, P.MANAGE_POLICY, P.MANAGE_KEYS):
+    # the sensitive permissions belong to admin alone; unmasked PII also to the supervisor (an analyst who may see it)
+    for perm in (P.MANAGE_POLICY, P.MANAGE_KEYS):
         assert [r for r in Role if perm in ROLE_PERMISSIONS[r]] == [Role.ADMIN]
+    assert [r for r in Role if P.VIEW_PII in ROLE_PERMISSIONS[r]] == [Role.SUPERVISOR, Role.ADMIN]
+    # a supervisor is an analyst who may see unmasked personal data: nothing else more
+    assert ROLE_PERMISSIONS[Role.SUPERVISOR] == ROLE_PERMISSIONS[Role.ANALYST] | {P.VIEW_PII}
 
 
 def test_age_is_read_from_a_raw_id_number_when_not_declared(engine: Engine, application: dict[str, Any]) -> None:

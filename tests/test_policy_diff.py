@@ -451,7 +451,7 @@ def write_policy(path: Path, replacements: dict[str, str]) -> Path:
 
 
 CANDIDATE = {
-    'version: "2026.11.4"': 'version: "2026.12.1"',
+    'version: "2026.11.5"': 'version: "2026.12.1"',
     "when: debt_to_income > 2.5": "when: debt_to_income > 2.0",
     "decline_below: 560": "decline_below: 580",
     "- [2000,  5000,  8000,  10000]": "- [2000,  6000,  8000,  10000]",
@@ -578,9 +578,9 @@ def test_cli_unknown_version_names_the_argument(cli: Callable[..., Any], tmp_pat
 
 
 def test_cli_unknown_without_a_database_creates_none(cli: Callable[..., Any], db_file: Path) -> None:
-    r = cli("policy", "diff", str(DEFAULT_POLICY_PATH), "2026.11.4")
+    r = cli("policy", "diff", str(DEFAULT_POLICY_PATH), "2026.11.5")
     assert r.exit_code == 1
-    assert "B: '2026.11.4' is neither a policy file nor a published policy version (none is published)" in r.output
+    assert "B: '2026.11.5' is neither a policy file nor a published policy version (none is published)" in r.output
     assert not db_file.exists()
 
 

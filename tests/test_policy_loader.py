@@ -107,7 +107,7 @@ def test_bundled_default_policy_loads() -> None:
     policy = load_default_policy()
     assert isinstance(policy, CompiledPolicy)
     assert policy.name == "default"
-    assert policy.version == "2026.11.4"
+    assert policy.version == "2026.11.5"
     assert policy.model_version == "starter@1"
     assert len(policy.spec.rules) == 24
     assert [r.id for r in policy.spec.rules][:3] == ["ELIG_AGE", "ELIG_EMPLOYMENT", "ELIG_INCOME"]

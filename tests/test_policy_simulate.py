@@ -70,7 +70,7 @@ def current() -> CompiledPolicy:
 
 @pytest.fixture(scope="module")
 def stricter() -> CompiledPolicy:
-    return variant("2026.11.4-strict", _stricter)
+    return variant("2026.11.5-strict", _stricter)
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def mixed(tmp_path_factory: pytest.TempPathFactory) -> CompiledPolicy:
     card["base_points"] += 15
     card["characteristics"][0]["bins"][0]["points"] = -10  # the lowest incomes cost more
     (models / "starter@2.json").write_text(json.dumps(card), encoding="utf-8")
-    return variant("2026.11.4-mixed", _mixed, (models,))
+    return variant("2026.11.5-mixed", _mixed, (models,))
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +222,7 @@ def test_figures_match_re_deciding_row_by_row(
 
 
 def test_identical_candidate_swaps_nothing(current: CompiledPolicy, history: pl.DataFrame) -> None:
-    same = variant("2026.11.4-copy", lambda _d: None)
+    same = variant("2026.11.5-copy", lambda _d: None)
     report = simulate(same, current, history)
     assert report.swap_in.rows == 0 and report.swap_out.rows == 0
     assert report.swaps is not None and report.swaps.height == 0
@@ -346,11 +346,11 @@ def test_missing_feature_columns_are_named(current: CompiledPolicy, stricter: Co
     err = info.value
     assert err.code == "simulation_missing_features" and err.field == "applications"
     assert "2 feature column(s)" in err.message
-    assert "age (read by current 2026.11.4, candidate 2026.11.4-strict)" in err.message
+    assert "age (read by current 2026.11.5, candidate 2026.11.5-strict)" in err.message
     assert "graph_hops_to_fraud" in err.message
     # a column only the candidate reads is reported as the candidate's
     only_current = variant("no-graph", lambda d: d.update(rules=[r for r in d["rules"] if "graph" not in r["when"]]))
-    with pytest.raises(SimulationInputError, match=r"graph_hops_to_fraud \(read by candidate 2026.11.4\)"):
+    with pytest.raises(SimulationInputError, match=r"graph_hops_to_fraud \(read by candidate 2026.11.5\)"):
         simulate(current, only_current, history_frame(50, seed=1).drop("graph_hops_to_fraud"))
     # extra columns are ignored
     extra = history_frame(50, seed=1).with_columns(pl.lit("x").alias("unrelated"), pl.lit(1).alias("score"))
@@ -417,7 +417,7 @@ def test_reports_carry_the_key_figures(
         f"{cur.expected_loss:,.0f}",
         f"{cand.limit_exposure:,.0f}",
         f"{100 * (cand.realised_bad_rate or 0):.2f}%",
-        "2026.11.4-strict",
+        "2026.11.5-strict",
         "SCORE_DEBT_BURDEN",
         "partner",
     ]

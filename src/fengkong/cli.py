@@ -340,12 +340,15 @@ def lists_protect(
 def policy_check(
     file: Annotated[Path, typer.Argument(help="policy YAML file")],
     as_json: AsJson = False,
+    database_url: DatabaseUrl = None,
 ) -> None:
-    """Validate a policy file: syntax, feature names, types, reason codes, tables and scorecard."""
+    """Validate a policy file: syntax, feature names, types, reason codes, tables and scorecard (or registered
+    model: the database is read only when the policy names a model no file provides)."""
+    from fengkong.models.desk import registry_resolver
     from fengkong.policy.loader import load_policy_file
 
     try:
-        compiled = load_policy_file(file)
+        compiled = load_policy_file(file, models=registry_resolver(database_url))
     except PolicyError as exc:
         _fail(exc, as_json)
     summary = {
@@ -377,8 +380,9 @@ def policy_publish(
     from fengkong.policy.loader import load_policy_file
 
     try:
-        compiled = load_policy_file(file)
-        version = _engine(database_url).publish_policy(compiled, actor="cli", activate=activate)
+        engine = _engine(database_url)
+        compiled = load_policy_file(file, models=engine.models.resolve)  # may name a registered model
+        version = engine.publish_policy(compiled, actor="cli", activate=activate)
     except (FengkongError, PolicyError) as exc:
         _fail(exc)
     out.print(f"published {version}{' (active)' if activate else ''}")
@@ -489,6 +493,11 @@ def policy_simulate(
     outcome: Annotated[str, typer.Option(help="realised outcome column: 1 bad, 0 good, empty not matured")] = "bad",
     segments: Annotated[str, typer.Option(help="comma-separated segment columns for per-segment figures")] = "",
     report: Annotated[Path | None, typer.Option(help="write simulation.md and simulation.html to this folder")] = None,
+    lines: Annotated[
+        Path | None,
+        typer.Option(help="a table of live lines (Parquet or CSV): also re-run line review under both policies"),
+    ] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="line review date YYYY-MM-DD (default today)")] = None,
     as_json: AsJson = False,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -523,6 +532,21 @@ def policy_simulate(
                 segment_columns=[c for c in segments.split(",") if c],
                 on_progress=on_progress,
             )
+        line_comparison = None
+        if lines is not None:
+            import datetime as dt
+
+            from fengkong.lines.compare import compare_line_strategies
+
+            if not lines.exists():
+                raise FengkongError("file_not_found", f"no such file: {lines}", "lines", 404)
+            try:
+                day = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
+            except ValueError:
+                raise FengkongError("invalid_value", f"{as_of!r} is not a date (YYYY-MM-DD)", "as_of", 422) from None
+            csv = lines.suffix.lower() == ".csv"
+            table = pl.read_csv(lines, try_parse_dates=True) if csv else pl.read_parquet(lines)
+            line_comparison = compare_line_strategies(cand, curr, table, day)
     except (FengkongError, PolicyError) as exc:
         _fail(exc, as_json)
     if report is not None:
@@ -530,9 +554,16 @@ def policy_simulate(
         (report / "simulation.md").write_text(result.markdown(), encoding="utf-8")
         (report / "simulation.html").write_text(result.html(), encoding="utf-8")
     if as_json:
-        out.print_json(json.dumps(result.as_dict(), ensure_ascii=False))
+        payload = result.as_dict()
+        if line_comparison is not None:
+            payload["lines"] = line_comparison
+        out.print_json(json.dumps(payload, ensure_ascii=False))
     else:
         out.print(result.markdown(), markup=False, highlight=False)
+        if line_comparison is not None:
+            from fengkong.lines.compare import markdown as lines_markdown
+
+            out.print(lines_markdown(line_comparison), markup=False, highlight=False)
         if report is not None:
             err.print(f"wrote {report / 'simulation.md'} and {report / 'simulation.html'}")
 
@@ -633,7 +664,7 @@ def audit_verify(as_json: AsJson = False, database_url: DatabaseUrl = None) -> N
 
 @apikey_app.command("create")
 def apikey_create(
-    role: Annotated[Role, typer.Option(help="system, analyst, auditor or admin")],
+    role: Annotated[Role, typer.Option(help="system, analyst, supervisor, auditor or admin")],
     name: Annotated[str, typer.Option(help="who or what will use it")] = "",
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -669,10 +700,27 @@ def db_upgrade(database_url: DatabaseUrl = None) -> None:
 
 # Commands that live beside their subsystem, registered last because they use the helpers above.
 # --- lines (issue 5)
+from fengkong.lines.cli import lines_app  # noqa: E402
+
+app.add_typer(lines_app, name="lines")
 # --- models (issue 4)
+from fengkong.models.cli import model_app  # noqa: E402
+
+app.add_typer(model_app, name="model")
 # --- loans (issue 6)
+from fengkong.loans.cli import collections_app, loan_app  # noqa: E402
+
+app.add_typer(loan_app, name="loan")
+app.add_typer(collections_app, name="collections")
 # --- cases (issue 7)
+from fengkong.cases.cli import appeal_app, cases_app  # noqa: E402
+
+app.add_typer(cases_app, name="cases")
+app.add_typer(appeal_app, name="appeal")
 # --- console users (issue 7)
+from fengkong.web.cli import user_app  # noqa: E402
+
+app.add_typer(user_app, name="user")
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ class Role(StrEnum):
 
     SYSTEM = "system"
     ANALYST = "analyst"
+    SUPERVISOR = "supervisor"  # an analyst who may also see unmasked personal data (PII)
     AUDITOR = "auditor"
     ADMIN = "admin"
 

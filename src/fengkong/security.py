@@ -50,6 +50,21 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             _P.WORK_CASES,
         }
     ),
+    Role.SUPERVISOR: frozenset(
+        {
+            _P.READ_DECISION,
+            _P.VIEW_PII,
+            _P.READ_POLICY,
+            _P.MANAGE_LISTS,
+            _P.READ_LINE,
+            _P.MANAGE_LINES,
+            _P.READ_MODEL,
+            _P.READ_LOAN,
+            _P.COLLECT,
+            _P.READ_CASES,
+            _P.WORK_CASES,
+        }
+    ),
     Role.AUDITOR: frozenset(
         {_P.READ_DECISION, _P.READ_POLICY, _P.VERIFY_AUDIT, _P.READ_LINE, _P.READ_MODEL, _P.READ_LOAN, _P.READ_CASES}
     ),

@@ -34,6 +34,7 @@ from fengkong.features.graph import EntityGraph
 from fengkong.features.online import OnlineFeatures, entity_keys
 from fengkong.features.registry import FEATURES, FeatureRegistry
 from fengkong.features.velocity import Observation, Velocity, load_windows
+from fengkong.lines.desk import LineDesk
 from fengkong.pii import (
     MIN_SECRET_BYTES,
     IdFacts,
@@ -57,6 +58,7 @@ from fengkong.store.tables import (
     alerts,
     api_keys,
     audit_log,
+    credit_lines,
     decisions,
     events,
     graph_groups,
@@ -89,6 +91,8 @@ class Decision:
     currency: str
     language: Language = Language.ZH
     replayed: bool = False  # True when an idempotent retry returned the stored decision
+    case_id: str | None = None  # the review case a REVIEW outcome opened
+    line_id: str | None = None  # the credit line an approval opened
 
     def response(self, language: Language | None = None) -> dict[str, Any]:
         from fengkong.reasons import reason
@@ -109,7 +113,8 @@ class Decision:
             "policy_version": self.policy_version,
             "model_version": self.model_version,
             "created_at": audit.timestamp_text(self.created_at),
-            "case_id": None,
+            "case_id": self.case_id,
+            "line_id": self.line_id,
             "replayed": self.replayed,
         }
 
@@ -163,14 +168,31 @@ class Engine:
         self._replay_windows = isinstance(state, MemoryState)
         self.online = OnlineFeatures(Velocity(load_windows(), state), EntityGraph())
         self._rebuild_online_state()
+        # What the audit chain vouches for, by entry kind: recomputes stored records' content hashes on verify.
+        self.audit_hashers: dict[str, audit.PayloadHasher] = {}
         # Subsystems live in their own packages and are reached as attributes of the engine (engine.lines, ...).
         # --- lines (issue 5)
+        self.lines = LineDesk(self)
         # --- models (issue 4)
+        from fengkong.models.desk import ModelDesk
+
+        self.models = ModelDesk(self)
         # --- loans (issue 6)
+        from fengkong.loans.desk import LoanDesk
+
+        self.loans = LoanDesk(self)
         # --- cases (issue 7)
+        from fengkong.cases.desk import CaseDesk
+
+        self.cases = CaseDesk(self)
         # --- console (issue 7)
+        from fengkong.web.users import ConsoleUsers
+
+        self.console = ConsoleUsers(self)
         if policy is not None or self.active_policy_version() is None:
-            compiled = load_policy_file(policy if policy is not None else DEFAULT_POLICY_PATH, features)
+            compiled = load_policy_file(
+                policy if policy is not None else DEFAULT_POLICY_PATH, features, models=self.models.resolve
+            )
             try:
                 self.publish_policy(compiled, actor="startup", activate=True)
             except sa.exc.IntegrityError:
@@ -292,7 +314,9 @@ class Engine:
             raise FengkongError(
                 "unknown_policy_version", f"no policy version {version!r} is published", "policy_version", 422
             )
-        compiled = load_policy_text(row.content, source=f"policy {version}", features=self.features)
+        compiled = load_policy_text(
+            row.content, source=f"policy {version}", features=self.features, models=self.models.resolve
+        )
         self._policies[version] = compiled
         return compiled
 
@@ -356,6 +380,7 @@ class Engine:
     def compare_policies(self, since: dt.datetime | None = None) -> dict[str, Any]:
         """Champion, challenger and shadow side by side, from the decisions they made live."""
         query = sa.select(
+            decisions.c.id,
             decisions.c.policy_version,
             decisions.c.assignment,
             decisions.c.outcome,
@@ -382,6 +407,7 @@ class Engine:
                         "expected_defaults": 0.0,
                         "expected_loss": 0.0,
                         "reasons": {},
+                        "approved_ids": [],
                     },
                 )
                 g["decisions"] += 1
@@ -391,6 +417,7 @@ class Engine:
                     g["limit_granted"] += row.limit_amount
                     g["expected_defaults"] += pd
                     g["expected_loss"] += pd * row.limit_amount  # LGD 1, as in the simulation
+                    g["approved_ids"].append(row.id)
                 for code in row.reasons:
                     g["reasons"][code] = g["reasons"].get(code, 0) + 1
             mirror = decisions.alias("mirror")
@@ -399,7 +426,13 @@ class Engine:
                     decisions.join(mirror, mirror.c.shadow_of == decisions.c.id)
                 )
             ).all()
+        realised = self._realised_outcomes([i for g in groups.values() for i in g["approved_ids"]])
         for g in groups.values():
+            outcomes = [realised[i] for i in g.pop("approved_ids") if i in realised]
+            # realised so far: approvals whose line has loans, bad once a loan reached REALISED_BAD_DPD days past due
+            g["realised_observed"] = len(outcomes)
+            g["realised_bad"] = sum(outcomes)
+            g["realised_bad_rate"] = sum(outcomes) / len(outcomes) if outcomes else None
             g["approval_rate"] = g["approve"] / g["decisions"] if g["decisions"] else 0.0
             # the same placeholder score-to-PD scaling as the simulation, until a calibrated model provides PD
             g["expected_bad_rate"] = g.pop("expected_defaults") / g["approve"] if g["approve"] else None
@@ -411,6 +444,26 @@ class Engine:
             "shadow_swap_in": swap_in,
             "shadow_swap_out": swap_out,
         }
+
+    def _realised_outcomes(self, decision_ids: list[str]) -> dict[str, int]:
+        """decision id → 1 if the line it opened has a loan that went REALISED_BAD_DPD+ days past due, else 0;
+        only for decisions whose line has loans (the others have no outcome yet)."""
+        loans = getattr(self, "loans", None)
+        if loans is None or not decision_ids:
+            return {}
+        with self.db.connect() as conn:
+            line_of = dict(
+                conn.execute(
+                    sa.select(credit_lines.c.decision_id, credit_lines.c.id).where(
+                        credit_lines.c.decision_id.in_(decision_ids)
+                    )
+                ).all()
+            )
+        worst = {
+            r["line_id"]: max(r["line_days_past_due"], r["line_max_dpd_12m"])
+            for r in loans.line_delinquency(_now().date()).to_dicts()
+        }
+        return {d: int(worst[line] >= REALISED_BAD_DPD) for d, line in line_of.items() if line in worst}
 
     def list_policies(self) -> list[dict[str, Any]]:
         with self.db.connect() as conn:
@@ -503,10 +556,13 @@ class Engine:
         }
         record["content_hash"] = decision_content_hash(record)
         shadow_record = self._shadow_record(record, features, assignment)
+        line_id: str | None = None
         try:
             with self.db.begin() as conn:
                 conn.execute(_INSERT_DECISION, record)
                 audit.append(conn, "decision", decision_id, actor, record["content_hash"], now)
+                if result.outcome is Outcome.APPROVE and result.limit:
+                    line_id = self.lines.open_in(conn, {**record, "currency": policy.spec.currency}, now, actor)
                 if shadow_record is not None:
                     conn.execute(_INSERT_DECISION, shadow_record)
                     audit.append(conn, "decision", shadow_record["id"], actor, shadow_record["content_hash"], now)
@@ -558,7 +614,18 @@ class Engine:
             policy.model_version,
             policy.spec.currency,
             Language(app.language),
+            case_id=self._review_case(decision_id, actor) if result.outcome is Outcome.REVIEW else None,
+            line_id=line_id,
         )
+
+    def _review_case(self, decision_id: str, actor: str) -> str | None:
+        """Open the review case of a stored REVIEW decision. Never fails the decision: a case that could not be
+        opened now is opened by ``engine.cases.sweep()``."""
+        try:
+            return self.cases.open_for_decision(self.get_decision(decision_id), actor)
+        except Exception as exc:  # the decision is stored and must be answered whatever the case code does
+            log.error("decision %s: opening its review case failed: %s", decision_id, type(exc).__name__)
+            return None
 
     def _shadow_record(self, live: dict[str, Any], features: dict[str, Any], assignment: str) -> dict[str, Any] | None:
         """The shadow policy's decision on the same features: stored, audited, never returned or acted on."""
@@ -640,6 +707,8 @@ class Engine:
             currency,
             Language(row.inputs.get("language", "zh")),
             replayed,
+            case_id=self.cases.case_id_for_decision(row.id) if row.outcome == Outcome.REVIEW.value else None,
+            line_id=self.lines.line_id_for_decision(row.id),
         )
 
     def _row(self, decision_id: str) -> Any:
@@ -733,6 +802,8 @@ class Engine:
                 existing |= {r["event_id"] for r in new_rows if r["event_id"] not in inserted}
         policy = self.policy()
         raised: list[dict[str, Any]] = []
+        if _LOAN_EVENTS.intersection(p[0].type for p in prepared):  # before triggers, which then see the loan paid
+            raised.extend(self.loans.on_events([p[0] for p in prepared if p[0].event_id not in existing], actor))
         for event, occurred, keys, payload in prepared:
             if event.event_id in existing:
                 result.duplicates.append(event.event_id)
@@ -746,6 +817,12 @@ class Engine:
         if raised:
             self._store_alerts(raised, actor)
             result.alerts = [a["id"] for a in raised]
+        complaints = [p[0] for p in prepared if p[0].type == "complaint" and p[0].event_id not in existing]
+        if complaints:
+            try:  # each complaint opens a complaint case; a failure is retried by engine.cases.sweep()
+                self.cases.on_complaints(complaints, actor)
+            except Exception as exc:  # the events are stored; never fail ingestion because of the case queue
+                log.error("opening complaint cases failed: %s", type(exc).__name__)
         metrics.EVENTS.inc(len(result.accepted))
         return result
 
@@ -770,6 +847,8 @@ class Engine:
         features = self.online.features(keys, occurred.timestamp(), only=needed)
         if needed & _LIST_FEATURES:  # a database look-up: only when a woken trigger reads a list
             features.update(self._list_features(keys["customer"], keys, occurred))
+        if any(name.startswith("loan_") for name in needed):  # post-loan features: the loan book, as of the event
+            features.update(self.loans.customer_features(keys["customer"], occurred))
         now = _now()
         return [
             {
@@ -791,6 +870,9 @@ class Engine:
         with self.db.begin() as conn:
             conn.execute(sa.insert(alerts), rows)
             for row in rows:
+                if row["action"] == "freeze_line":
+                    self.lines.freeze_for_alert(conn, row, actor)
+            for row in rows:
                 audit.append(
                     conn,
                     "alert_raised",
@@ -807,6 +889,10 @@ class Engine:
         for row in rows:
             metrics.ALERTS.labels(row["trigger_id"], row["action"]).inc()
             log.info("alert %s trigger=%s action=%s", row["id"], row["trigger_id"], row["action"])
+        try:  # open_case (and early-warning) alerts become cases; a failure is retried by engine.cases.sweep()
+            self.cases.on_alerts(rows, actor)
+        except Exception as exc:  # the alerts are stored; never fail ingestion because of the case queue
+            log.error("opening cases for alerts failed: %s", type(exc).__name__)
 
     def list_alerts(
         self, customer_id: str | None = None, status: str | None = None, limit: int = 100
@@ -1093,6 +1179,7 @@ class Engine:
             "policy_published": _policy_hashes,
             "api_key_created": _api_key_hashes,
             "api_key_revoked": _api_key_revocation_hashes,
+            **self.audit_hashers,
         }
         report = audit.verify(self.db, hashers)
         with self.db.connect() as conn:
@@ -1187,7 +1274,9 @@ _INSERT_EVENT = sa.insert(events)
 
 
 MAX_EVENTS_PER_BATCH = 10_000
+REALISED_BAD_DPD = 90  # a live approval counts as bad once a loan on its line is this many days past due
 _LIST_FEATURES = frozenset({"list_blacklist_hit", "list_watchlist_hit", "customer_protected"})
+_LOAN_EVENTS = frozenset({"repayment", "complaint"})  # events engine.loans.on_events acts on
 REDIS_URL_ENV = "FENGKONG_REDIS_URL"
 
 

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fengkong import __version__, metrics
 from fengkong.api.auth import get_engine, require
+from fengkong.api.lines_routes import router as lines_router
 from fengkong.api.schemas import (
     ERRORS,
     AuditOut,
@@ -57,10 +58,23 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     _routes(app)
     # Routers of subsystems, one module each under fengkong/api/.
     # --- lines (issue 5)
+    app.include_router(lines_router)
     # --- models (issue 4)
+    from fengkong.api.models_routes import router as models_router
+
+    app.include_router(models_router)
     # --- loans (issue 6)
+    from fengkong.api.loans_routes import router as loans_router
+
+    app.include_router(loans_router)
     # --- cases (issue 7)
+    from fengkong.api.cases_routes import router as cases_router
+
+    app.include_router(cases_router)
     # --- console (issue 7)
+    from fengkong.web.app import mount_console
+
+    mount_console(app)
     return app
 
 
@@ -299,7 +313,9 @@ def _routes(app: FastAPI) -> None:
     def publish_policy(
         body: PolicyIn, engine: EngineDep, principal: Annotated[Principal, Depends(require(Permission.MANAGE_POLICY))]
     ) -> dict[str, Any]:
-        compiled = load_policy_text(body.content, source="request body", features=engine.features)
+        compiled = load_policy_text(
+            body.content, source="request body", features=engine.features, models=engine.models.resolve
+        )
         version = engine.publish_policy(compiled, actor=f"key:{principal.key_id}", activate=body.activate)
         return next(p for p in engine.list_policies() if p["version"] == version)
 

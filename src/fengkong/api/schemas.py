@@ -25,6 +25,7 @@ class DecisionOut(BaseModel):
     model_version: str
     created_at: str
     case_id: str | None
+    line_id: str | None = None
     replayed: bool
 
 

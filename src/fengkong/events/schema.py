@@ -88,6 +88,8 @@ class TransferOut(_Event):
     type: Literal["transfer_out"]
     payee: str = Field(min_length=1, max_length=64, description="the receiving account")
     amount: Amount
+    # what kind of account receives it, when the lender's payment rails know (fund-use monitoring, issue 6)
+    payee_category: Literal["person", "merchant", "lender", "securities", "property", "other"] | None = None
 
 
 class Drawdown(_Event):
@@ -104,6 +106,9 @@ class Repayment(_Event):
 
 class BureauUpdate(BureauFigures, _Event):
     type: Literal["bureau_update"]
+    monthly_income: float | None = Field(
+        None, ge=0, le=100_000_000, description="income verified since the line opened (payroll, tax), for line review"
+    )
 
 
 class Complaint(_Event):

@@ -102,5 +102,60 @@ FEATURES = FeatureRegistry(
         Feature("customer_protected", _B, "The customer is a recorded scam or identity-theft victim.", "lists"),
         # model output
         Feature("score", _N, "The policy's scorecard score (higher is better).", "model"),
+        # live credit lines: the behaviour features of portfolio line review (issue 5)
+        Feature("line_limit", _N, "The line's current limit.", "line"),
+        Feature("line_outstanding", _N, "Balance drawn and not yet repaid on the line.", "line"),
+        Feature("line_utilisation", _N, "line_outstanding / line_limit (0 when the limit is 0).", "line"),
+        Feature("line_months_on_book", _N, "Whole months since the line was opened.", "line"),
+        Feature("line_days_past_due", _N, "Days past due today, worst over the line's loans (0 if current).", "line"),
+        Feature("line_max_dpd_12m", _N, "Worst days past due over the last 12 months.", "line"),
+        Feature("line_missed_payments_12m", _N, "Instalments paid late or missed over the last 12 months.", "line"),
+        Feature(
+            "line_inquiries_growth",
+            _N,
+            "Bureau inquiries in the last 30 days now, minus the same figure when the line was opened (多头借贷).",
+            "line",
+        ),
+        Feature(
+            "line_income_change",
+            _N,
+            "Relative change of monthly income since the line was opened (-0.3: down 30 %); missing if unknown.",
+            "line",
+        ),
+        Feature("line_risk_events_30d", _N, "Risk alerts raised on the customer in the last 30 days.", "line"),
+        Feature("behaviour_score", _N, "The policy's behaviour scorecard score (higher is better).", "line"),
+        # a drawdown on a live line, at the moment it is asked for
+        Feature("drawdown_amount", _N, "The amount asked for.", "drawdown"),
+        Feature("drawdown_share_of_available", _N, "drawdown_amount / the line's available amount.", "drawdown"),
+        Feature(
+            "drawdown_new_payee", _B, "The proceeds go to an account this customer never sent money to.", "drawdown"
+        ),
+        Feature(
+            "drawdown_call_in_progress", _B, "The app reports a phone call in progress while drawing down.", "drawdown"
+        ),
+        Feature("drawdown_line_months_on_book", _N, "Whole months since the line was opened.", "drawdown"),
+        # post-loan: the customer's loans as of the event or the early-warning scan (issue 6, fengkong.loans)
+        Feature("loan_active_count", _N, "Loans the customer has on book (active or written off).", "loan"),
+        Feature("loan_outstanding", _N, "Principal not yet repaid over the customer's loans.", "loan"),
+        Feature("loan_dpd", _N, "Days past due now, worst over the customer's loans (0 if all current).", "loan"),
+        Feature("loan_max_dpd", _N, "Worst days past due any of the customer's loans ever reached.", "loan"),
+        Feature(
+            "loan_bucket",
+            _S,
+            "Delinquency bucket of loan_dpd: current, M1 (1-30), M2, M3, M3+ (>90).",
+            "loan",
+            ("current", "M1", "M2", "M3", "M3+"),
+        ),
+        Feature(
+            "loan_missed_first_payment", _B, "A loan's first instalment was not paid in full by its due date.", "loan"
+        ),
+        Feature("loan_new_loans_30d", _N, "Loans the customer started in the last 30 days.", "loan"),
+        Feature(
+            "loan_proceeds_forbidden_share_30d",
+            _N,
+            "Share of the principal of loans started in the last 30 days that the customer moved within 30 days to "
+            "another lender, a securities account or property (transfer_out events by payee_category).",
+            "loan",
+        ),
     )
 )

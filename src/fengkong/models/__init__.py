@@ -1,1 +1,2 @@
-"""Scoring models: scorecards (and, later, GBDTs) stored in inspectable formats, never pickle."""
+"""Scoring models: points scorecards and gradient-boosted trees, trained, validated, registered, explained and
+monitored; stored in inspectable formats (a JSON table, LightGBM's text model), never pickle."""

@@ -19,6 +19,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fengkong.features.registry import FeatureRegistry, FeatureType
+from fengkong.models.calibration import Calibration, FloatArray, Scaling, uncalibrated_pd
 from fengkong.reasons import is_known
 
 
@@ -71,6 +72,9 @@ class ScorecardSpec(BaseModel):
     description: str = ""
     base_points: float
     characteristics: list[CharacteristicSpec] = Field(min_length=1)
+    # trained cards (issue 4) carry their points scaling and PD calibration; a judgemental card may leave them out
+    scaling: Scaling | None = None
+    calibration: Calibration | None = None
 
 
 class ScorecardError(ValueError):
@@ -119,6 +123,17 @@ class Scorecard:
     def features(self) -> list[str]:
         return [c.feature for c in self.spec.characteristics]
 
+    @property
+    def base_points(self) -> float:
+        return self.spec.base_points
+
+    def pd(self, score: FloatArray) -> FloatArray:
+        """Calibrated PD per score; without a calibration, the PD its scaling (or the usual 600/50/20) implies."""
+        scaling = self.spec.scaling or Scaling()
+        if self.spec.calibration is not None:
+            return self.spec.calibration.pd(score, scaling)
+        return uncalibrated_pd(score, scaling)
+
     @staticmethod
     def _prepare(c: CharacteristicSpec) -> _Char:
         numeric = any(b.upper is not None for b in c.bins)
@@ -140,7 +155,9 @@ class Scorecard:
             where = f"characteristic {c.spec.name!r}"
             if f is None:
                 problems.append(f"{where}: unknown feature {c.spec.feature!r}")
-            elif c.numeric and f.type != FeatureType.NUMBER:
+            elif len(c.spec.bins) == 1:
+                pass  # one catch-all bin reads only whether the value is missing: any type will do
+            elif c.numeric and f.type not in (FeatureType.NUMBER, FeatureType.BOOL):
                 problems.append(f"{where}: numeric bins on {f.type} feature {f.name!r}")
             elif not c.numeric and f.type != FeatureType.STRING:
                 problems.append(f"{where}: categorical bins on {f.type} feature {f.name!r}")
@@ -182,13 +199,18 @@ class Scorecard:
         ranked = sorted((i for i, line in enumerate(lines) if line.lost > 0), key=lambda i: (-lines[i].lost, i))
         return [lines[i].reason for i in ranked[:limit]]
 
+    def points_columns(self, frame: pl.LazyFrame) -> tuple[pl.LazyFrame, list[pl.Expr]]:
+        """The frame to score and one points expression per characteristic over it (the policy compiler's door)."""
+        return frame, self.points_exprs()
+
     # ----------------------------------------------------------------------------------- columnar
 
     def points_exprs(self) -> list[pl.Expr]:
         """One Float64 expression per characteristic giving its points."""
         exprs = []
         for c in self._chars:
-            col = pl.col(c.spec.feature)
+            # numeric bins read booleans as 0/1, as Python's ``True < 0.5`` does in the row path
+            col = pl.col(c.spec.feature).cast(pl.Float64) if c.numeric else pl.col(c.spec.feature)
             expr: Any = pl.when(col.is_null()).then(pl.lit(c.spec.missing_points, dtype=pl.Float64))
             if c.numeric:
                 for upper, b in zip(c.uppers, c.spec.bins, strict=False):
@@ -199,6 +221,35 @@ class Scorecard:
             exprs.append(expr.otherwise(pl.lit(c.other_points, dtype=pl.Float64)))
         return exprs
 
+    def bin_exprs(self) -> list[pl.Expr]:
+        """One Int64 expression per characteristic giving the row's bin: 0..k−1 for the k bins, k for missing."""
+        exprs = []
+        for c in self._chars:
+            col = pl.col(c.spec.feature).cast(pl.Float64) if c.numeric else pl.col(c.spec.feature)
+            k = len(c.spec.bins)
+            expr: Any = pl.when(col.is_null()).then(pl.lit(k, dtype=pl.Int64))
+            if c.numeric:
+                for i, upper in enumerate(c.uppers):
+                    expr = expr.when(col < upper).then(pl.lit(i, dtype=pl.Int64))
+            else:
+                for i, b in enumerate(c.spec.bins[:-1]):
+                    expr = expr.when(col.is_in(b.values or [])).then(pl.lit(i, dtype=pl.Int64))
+            exprs.append(expr.otherwise(pl.lit(k - 1, dtype=pl.Int64)))
+        return exprs
+
+    def bin_labels(self) -> list[list[str]]:
+        """Per characteristic, the label of each bin then of the missing bin (as ``score_row`` names them)."""
+        out = []
+        for c in self._chars:
+            if c.numeric:
+                lowers = ["-inf", *(f"{u:g}" for u in c.uppers)]
+                uppers = [*(f"{u:g}" for u in c.uppers), "inf"]
+                labels = [f"[{lo}, {hi})" for lo, hi in zip(lowers, uppers, strict=True)]
+            else:
+                labels = ["{" + ", ".join(b.values or ()) + "}" for b in c.spec.bins[:-1]] + ["other"]
+            out.append([*labels, "missing"])
+        return out
+
     def max_points(self) -> list[float]:
         return [c.max_points for c in self._chars]
 
@@ -208,21 +259,25 @@ class Scorecard:
 
 def load_scorecard(path: Path, expected_sha256: str | None = None) -> Scorecard:
     """Load a scorecard JSON file; refuse it if its content hash is not the one expected."""
-    raw = path.read_bytes()
+    return parse_scorecard(path.read_bytes(), str(path), expected_sha256)
+
+
+def parse_scorecard(raw: bytes, source: str, expected_sha256: str | None = None) -> Scorecard:
+    """A scorecard from its JSON bytes; refused if their sha256 is not the one expected (pinned or registered)."""
     digest = hashlib.sha256(raw).hexdigest()
     if expected_sha256 is not None and digest != expected_sha256:
         raise ScorecardError(
-            f"{path}: content hash {digest[:12]}… does not match the expected {expected_sha256[:12]}…; "
+            f"{source}: content hash {digest[:12]}… does not match the expected {expected_sha256[:12]}…; "
             "the model file was changed after it was pinned"
         )
     try:
         data = json.loads(raw)
         spec = ScorecardSpec.model_validate(data)
     except json.JSONDecodeError as exc:
-        raise ScorecardError(f"{path}: not valid JSON: {exc}") from None
+        raise ScorecardError(f"{source}: not valid JSON: {exc}") from None
     except ValidationError as exc:
         details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ScorecardError(f"{path}: {details}") from None
+        raise ScorecardError(f"{source}: {details}") from None
     return Scorecard(spec, digest)
 
 

@@ -26,7 +26,8 @@ import polars as pl
 
 from fengkong.domain import Outcome
 from fengkong.features.registry import FeatureRegistry, FeatureType
-from fengkong.models.scorecard import CharacteristicScore, Scorecard
+from fengkong.models.base import ScoreModel
+from fengkong.models.scorecard import CharacteristicScore
 from fengkong.policy import expressions as ex
 from fengkong.policy.schema import PolicySpec, TriggerSpec
 
@@ -284,7 +285,7 @@ class CompiledPolicy:
         self,
         spec: PolicySpec,
         trees: Sequence[ex.Node],
-        scorecard: Scorecard,
+        scorecard: ScoreModel,
         features: FeatureRegistry,
         source_text: str,
         content_hash: str,
@@ -406,8 +407,8 @@ class CompiledPolicy:
     def decide_lazy(self, frame: pl.LazyFrame) -> pl.LazyFrame:
         spec = self.spec
         lf = normalize_frame(frame, self.features, self.inputs)
-        points = self.scorecard.points_exprs()
-        score_expr: pl.Expr = pl.lit(self.scorecard.spec.base_points, dtype=pl.Float64)
+        lf, points = self.scorecard.points_columns(lf)  # a scorecard's bins, or a GBDT's TreeSHAP points
+        score_expr: pl.Expr = pl.lit(self.scorecard.base_points, dtype=pl.Float64)
         for p in points:
             score_expr = score_expr + p
         lost_names = [f"__lost{i}" for i in range(len(points))]

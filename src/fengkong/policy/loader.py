@@ -12,6 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from fengkong.features.registry import FEATURES, FeatureRegistry, FeatureType
+from fengkong.models.base import ModelResolver, resolve_model
 from fengkong.models.scorecard import ScorecardError, resolve_scorecard
 from fengkong.policy import expressions as ex
 from fengkong.policy.compiler import CompiledPolicy
@@ -25,7 +26,9 @@ DEFAULT_POLICY_PATH = BUNDLED_DIR / "default.yaml"
 Path_ = tuple[str | int, ...]
 
 
-def load_policy_file(path: str | Path, features: FeatureRegistry = FEATURES) -> CompiledPolicy:
+def load_policy_file(
+    path: str | Path, features: FeatureRegistry = FEATURES, models: ModelResolver | None = None
+) -> CompiledPolicy:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -33,7 +36,7 @@ def load_policy_file(path: str | Path, features: FeatureRegistry = FEATURES) -> 
         raise PolicyError(str(path), [PolicyProblem("file", f"cannot read: {exc.strerror or exc}")]) from None
     except UnicodeDecodeError:
         raise PolicyError(str(path), [PolicyProblem("file", "is not UTF-8 text")]) from None
-    return load_policy_text(text, source=str(path), features=features, model_dirs=(path.parent,))
+    return load_policy_text(text, source=str(path), features=features, model_dirs=(path.parent,), models=models)
 
 
 def load_policy_text(
@@ -41,7 +44,10 @@ def load_policy_text(
     source: str = "<policy>",
     features: FeatureRegistry = FEATURES,
     model_dirs: Sequence[Path] = (),
+    models: ModelResolver | None = None,
 ) -> CompiledPolicy:
+    """``models``: the registry's resolver (the engine supplies it), so ``score.scorecard`` may name a registered
+    scorecard or GBDT; without it only scorecard files beside the policy or bundled with fengkong resolve."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -116,16 +122,54 @@ def load_policy_text(
         check_rule(i, rule.id, rule.when, rule.reason)
     for i, trigger in enumerate(spec.triggers):
         check_rule(i, trigger.id, trigger.when, trigger.reason, section="triggers")
+    problems.extend(_check_line_strategy(spec, features, model_dirs, problem))
+    score_key = ("score", "model" if "model" in (data.get("score") or {}) else "scorecard")
 
     try:
-        scorecard = resolve_scorecard(spec.score.scorecard, model_dirs, spec.score.sha256)
-        problems.extend(problem(("score", "scorecard"), msg) for msg in scorecard.check_against(features))
+        scorecard = resolve_model(spec.score.scorecard, model_dirs, spec.score.sha256, models)
+        problems.extend(problem(score_key, msg) for msg in scorecard.check_against(features))
     except ScorecardError as exc:
-        problems.append(problem(("score", "scorecard"), str(exc)))
+        problems.append(problem(score_key, str(exc)))
     if problems:
         raise PolicyError(source, problems)
     content_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return CompiledPolicy(spec, trees, scorecard, features, text, content_hash, trigger_trees)
+
+
+def _check_line_strategy(
+    spec: PolicySpec, features: FeatureRegistry, model_dirs: Sequence[Path], problem: Any
+) -> list[PolicyProblem]:
+    """The ``lines:`` section: segment conditions over registered features, known reasons, the behaviour card."""
+    found: list[PolicyProblem] = []
+    for i, segment in enumerate(spec.lines.segments):
+        where: Path_ = ("lines", "segments", i)
+        try:
+            tree = ex.parse(segment.when)
+            kind = ex.check(tree, features)
+            if kind is not FeatureType.BOOL:
+                raise ExpressionError(f"a segment condition must be true or false, this one is a {kind}", 0)
+        except ExpressionError as exc:
+            found.append(problem((*where, "when"), exc.message + f" — in: {segment.when}", segment.id, exc.position))
+        if not is_known(segment.reason):
+            found.append(problem((*where, "reason"), f"unknown reason code {segment.reason!r}", segment.id))
+    for i, rule in enumerate(spec.lines.drawdowns.rules):
+        where_rule: Path_ = ("lines", "drawdowns", "rules", i)
+        try:
+            tree = ex.parse(rule.when)
+            kind = ex.check(tree, features)
+            if kind is not FeatureType.BOOL:
+                raise ExpressionError(f"a rule condition must be true or false, this one is a {kind}", 0)
+        except ExpressionError as exc:
+            found.append(problem((*where_rule, "when"), exc.message + f" — in: {rule.when}", rule.id, exc.position))
+        if not is_known(rule.reason):
+            found.append(problem((*where_rule, "reason"), f"unknown reason code {rule.reason!r}", rule.id))
+    if spec.lines.behaviour_scorecard is not None:
+        try:
+            card = resolve_scorecard(spec.lines.behaviour_scorecard, model_dirs)
+            found.extend(problem(("lines", "behaviour_scorecard"), m) for m in card.check_against(features))
+        except ScorecardError as exc:
+            found.append(problem(("lines", "behaviour_scorecard"), str(exc)))
+    return found
 
 
 def load_default_policy() -> CompiledPolicy:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 def _not_nan(value: float) -> float:
@@ -51,7 +51,9 @@ class TriggerSpec(BaseModel):
     id: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.\-]*$", max_length=64)
     events: list[str] = Field(min_length=1, description="event types that wake the trigger")
     when: str = Field(min_length=1)
-    action: Literal["alert", "open_case", "freeze_line"]
+    # early_warning: a post-loan alert that opens an early-warning case; a trigger reading only loan_* features is
+    # also evaluated by the daily early-warning scan (engine.loans.early_warning), whatever its events
+    action: Literal["alert", "open_case", "freeze_line", "early_warning"]
     reason: str
     description: str = ""
 
@@ -68,8 +70,13 @@ class TriggerSpec(BaseModel):
 
 class ScoreSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    scorecard: str = Field(description="NAME@VERSION of the scorecard", pattern=r"^[\w.\-]+@[\w.\-]+$")
-    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="pin the scorecard's content")
+    # ``scorecard:`` or ``model:``: a bundled scorecard file, or a model in the registry (scorecard or GBDT)
+    scorecard: str = Field(
+        description="NAME@VERSION of the score model: a scorecard file or a registered scorecard or GBDT",
+        pattern=r"^[\w.\-]+@[\w.\-]+$",
+        validation_alias=AliasChoices("scorecard", "model"),
+    )
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="pin the model's content")
     decline_below: Number
     review_below: Number
     max_reasons: int = Field(2, ge=0, le=4)
@@ -128,6 +135,103 @@ class PricingSpec(BaseModel):
         return self
 
 
+class GuardrailSpec(BaseModel):
+    """Limits no line action may break, whoever proposes it (a rule, a review run or an analyst)."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_decreases: int = Field(2, ge=0, description="at most this many limit decreases ...")
+    decrease_window_days: int = Field(180, ge=1, description="... within this many days")
+    increase_cooling_off_days: int = Field(
+        90, ge=0, description="no further increase or decrease this many days after an increase"
+    )
+    decrease_notice_days: int = Field(0, ge=0, description="a decrease takes effect this many days after its notice")
+    freeze_review_days: int = Field(30, ge=1, le=365, description="a frozen line is reviewed again by this date")
+    max_limit: float = Field(200_000, gt=0, description="no increase goes above this limit")
+    max_increase_fraction: float = Field(0.5, gt=0, le=5, description="one increase adds at most this share")
+
+
+class SegmentSpec(BaseModel):
+    """One segment of the line strategy: lines matching ``when`` (first match wins) get ``action``."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.\-]*$", max_length=64)
+    when: str = Field(min_length=1)
+    action: Literal["increase", "keep", "decrease", "freeze", "close"]
+    change: float | None = Field(
+        None, description="increase/decrease: the share of the current limit, e.g. 0.2 (required for those two)"
+    )
+    reason: str
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _change_fits_action(self) -> SegmentSpec:
+        if self.action in ("increase", "decrease"):
+            if self.change is None or not 0 < self.change <= 5:
+                raise ValueError(f"a {self.action} segment needs 'change', a share of the limit in (0, 5]")
+            if self.action == "decrease" and self.change >= 1:
+                raise ValueError("a decrease 'change' must be below 1 (use action: close to end a line)")
+        elif self.change is not None:
+            raise ValueError(f"'change' applies only to increase and decrease, not {self.action}")
+        return self
+
+
+RepaymentMethod = Literal["equal_instalment", "equal_principal", "interest_only"]
+_METHODS: tuple[RepaymentMethod, ...] = ("equal_instalment", "equal_principal", "interest_only")
+
+
+class DrawdownSpec(BaseModel):
+    """What a drawdown on a live line may be, and the rules that decline it or hold it for review."""
+
+    model_config = ConfigDict(extra="forbid")
+    terms: list[int] = Field(default_factory=lambda: [3, 6, 12, 24], min_length=1, description="months offered")
+    methods: list[RepaymentMethod] = Field(default_factory=lambda: list(_METHODS), min_length=1)
+    min_amount: float = Field(100, gt=0)
+    rules: list[RuleSpec] = Field(default_factory=list)
+
+    @field_validator("terms")
+    @classmethod
+    def _terms_positive(cls, value: list[int]) -> list[int]:
+        if any(t < 1 or t > 360 for t in value):
+            raise ValueError("terms are months from 1 to 360")
+        return value
+
+
+class LinesSpec(BaseModel):
+    """The line strategy run by portfolio line review, and the guardrails every line action obeys."""
+
+    model_config = ConfigDict(extra="forbid")
+    behaviour_scorecard: str | None = Field(
+        None, description="NAME@VERSION of the behaviour scorecard", pattern=r"^[\w.\-]+@[\w.\-]+$"
+    )
+    guardrails: GuardrailSpec = Field(default_factory=GuardrailSpec)
+    segments: list[SegmentSpec] = Field(default_factory=list)
+    drawdowns: DrawdownSpec = Field(default_factory=DrawdownSpec)
+
+    @model_validator(mode="after")
+    def _unique_segment_ids(self) -> LinesSpec:
+        seen: set[str] = set()
+        for segment in self.segments:
+            if segment.id in seen:
+                raise ValueError(f"segment id {segment.id!r} is used twice")
+            seen.add(segment.id)
+        return self
+
+
+CaseTypeName = Literal["review", "held_drawdown", "fraud_alert", "early_warning", "appeal", "complaint"]
+
+
+class CasesSpec(BaseModel):
+    """The case queue: how long each case type may wait (SLA), and which human decisions need a second analyst."""
+
+    model_config = ConfigDict(extra="forbid")
+    sla_hours: dict[CaseTypeName, Annotated[float, Field(gt=0, le=24 * 90)]] = Field(
+        default_factory=dict, description="due time per case type in hours; types left out keep their defaults"
+    )
+    four_eyes_limit: float = Field(
+        50_000, gt=0, description="a human decision granting a limit above this needs a second, different analyst"
+    )
+
+
 class PolicySpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     policy: str = Field(pattern=r"^[A-Za-z][\w\-]*$", description="policy name")
@@ -140,6 +244,8 @@ class PolicySpec(BaseModel):
     score: ScoreSpec
     limits: LimitSpec
     pricing: PricingSpec
+    lines: LinesSpec = Field(default_factory=LinesSpec)
+    cases: CasesSpec = Field(default_factory=CasesSpec)
 
     @model_validator(mode="after")
     def _unique_rule_ids(self) -> PolicySpec:

@@ -1,0 +1,822 @@
+"""``engine.lines``: open, read, act on and review live credit lines, every change audited with its reasons.
+
+Every change goes through ``_write``: one place that checks the line has not moved under us (a compare-and-set
+on the line's action counter), records the action with its reasons, evidence and notice, updates the line and
+appends to the audit chain, all in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+import sqlalchemy as sa
+
+from fengkong.domain import Language, new_id
+from fengkong.errors import FengkongError, not_found
+from fengkong.lines.drawdown import DrawdownDecision, DrawdownDesk
+from fengkong.lines.notices import build_notice
+from fengkong.lines.review import ReviewReport, summarise
+from fengkong.lines.state import ACTOR_KINDS, LineAction, LineStatus, check_limit_change, next_status
+from fengkong.lines.strategy import LINE_COLUMNS, line_strategy
+from fengkong.reasons import is_known, reason
+from fengkong.store import audit
+from fengkong.store.tables import alerts, credit_lines, events, line_actions, line_review_runs
+
+if TYPE_CHECKING:
+    from fengkong.policy.compiler import CompiledPolicy
+    from fengkong.service import Engine
+
+ChunkCallback = Callable[[int, int], None]
+
+
+@dataclass
+class ReviewRun:
+    """What ``review`` did: the report, and for ``apply`` the run id and how many lines it changed."""
+
+    report: ReviewReport
+    run_id: str | None = None
+    applied: int = 0
+    resumed: bool = False
+    table: pl.DataFrame = field(default_factory=pl.DataFrame, repr=False)
+
+
+class LineDesk:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        engine.audit_hashers["line_action"] = _action_hashes
+        self._drawdowns = DrawdownDesk(engine)
+
+    def drawdown(self, line_id: str, request: Any, actor: str = "python") -> DrawdownDecision:
+        """Decide a drawdown on a live line: approve (the loan is booked), decline, or hold for a person."""
+        return self._drawdowns.decide(line_id, request, actor)
+
+    # ------------------------------------------------------------------------------------------ opening
+
+    def open_in(self, conn: sa.Connection, decision: Mapping[str, Any], now: dt.datetime, actor: str) -> str:
+        """Open the line an approved decision grants, inside the decision's own transaction."""
+        features = decision.get("features") or {}
+        line_id = new_id("line")
+        opening = {
+            "bureau_inquiries_30d": features.get("bureau_inquiries_30d"),
+            "monthly_income": features.get("monthly_income"),
+        }
+        conn.execute(
+            sa.insert(credit_lines).values(
+                id=line_id,
+                customer_id=decision["customer_id"],
+                decision_id=decision["id"],
+                status=LineStatus.ACTIVE.value,
+                limit_amount=0.0,
+                outstanding=0.0,
+                apr=decision.get("apr"),
+                currency=decision.get("currency", "CNY"),
+                opened_at=now,
+                updated_at=now,
+                ever_restricted=False,
+                policy_version=decision["policy_version"],
+                opening=opening,
+                seq=0,
+            )
+        )
+        line = conn.execute(sa.select(credit_lines).where(credit_lines.c.id == line_id)).one()
+        self._write(
+            conn,
+            line,
+            LineAction.OPEN,
+            to_status=LineStatus.ACTIVE,
+            limit_after=float(decision["limit_amount"]),
+            actor_kind="decision",
+            actor=actor,
+            reasons=[],
+            evidence={"decision_id": decision["id"]},
+            now=now,
+            policy_version=decision["policy_version"],
+        )
+        return line_id
+
+    def open_from_decision(
+        self, decision_id: str, actor: str, *, limit: float | None = None, note: str | None = None
+    ) -> dict[str, Any]:
+        """Open the line a person granted on review (a REVIEW outcome approved, a decline overridden)."""
+        row = self.engine._row(decision_id)
+        amount = limit if limit is not None else row.limit_amount
+        if amount is None or not amount > 0:
+            raise FengkongError("invalid_value", "the decision carries no offer: give a limit above 0", "limit", 422)
+        now = _now()
+        with self.engine.db.begin() as conn:
+            existing = conn.execute(
+                sa.select(credit_lines.c.id).where(credit_lines.c.decision_id == decision_id)
+            ).scalar_one_or_none()
+            if existing is not None:
+                raise FengkongError(
+                    "conflict", f"decision {decision_id} already opened line {existing}", "decision_id", 409
+                )
+            record = {
+                "id": decision_id,
+                "customer_id": row.customer_id,
+                "features": row.features,
+                "apr": row.apr,
+                "limit_amount": float(amount),
+                "policy_version": row.policy_version,
+                "currency": self.engine.policy(row.policy_version).spec.currency,
+            }
+            line_id = self.open_in(conn, record, now, actor)
+            if note:
+                conn.execute(
+                    sa.update(line_actions).where(line_actions.c.line_id == line_id).values(note=note, actor=actor)
+                )
+        return self.get(line_id)
+
+    # ------------------------------------------------------------------------------------------ reads
+
+    def get(self, line_id: str, language: Language = Language.ZH) -> dict[str, Any]:
+        self.settle_pending(line_id=line_id)
+        with self.engine.db.connect() as conn:
+            line = conn.execute(sa.select(credit_lines).where(credit_lines.c.id == line_id)).one_or_none()
+            if line is None:
+                raise not_found("line", line_id, "line_id")
+            history = conn.execute(
+                sa.select(line_actions).where(line_actions.c.line_id == line_id).order_by(line_actions.c.seq)
+            ).all()
+        return _line_view(line, history, language)
+
+    def line_id_for_decision(self, decision_id: str) -> str | None:
+        with self.engine.db.connect() as conn:
+            found: str | None = conn.execute(
+                sa.select(credit_lines.c.id).where(credit_lines.c.decision_id == decision_id)
+            ).scalar_one_or_none()
+        return found
+
+    def for_customer(self, customer_id: str) -> list[dict[str, Any]]:
+        with self.engine.db.connect() as conn:
+            ids = conn.execute(
+                sa.select(credit_lines.c.id)
+                .where(credit_lines.c.customer_id == customer_id)
+                .order_by(credit_lines.c.opened_at)
+            ).scalars()
+            found = list(ids)
+        return [self.get(i) for i in found]
+
+    # ------------------------------------------------------------------------------------------ actions
+
+    def act(
+        self,
+        line_id: str,
+        action: LineAction | str,
+        *,
+        actor: str,
+        actor_kind: str = "analyst",
+        reasons: Sequence[str] = (),
+        new_limit: float | None = None,
+        note: str | None = None,
+        evidence: Mapping[str, Any] | None = None,
+        review_days: int | None = None,
+    ) -> dict[str, Any]:
+        """One action on one line, by a person or a rule, within the policy's guardrails."""
+        try:
+            kind = LineAction(action)
+        except ValueError:
+            allowed = ", ".join(
+                a.value for a in LineAction if a not in (LineAction.OPEN, LineAction.DECREASE_EFFECTIVE)
+            )
+            raise FengkongError(
+                "invalid_value", f"unknown action {action!r} (allowed: {allowed})", "action", 422
+            ) from None
+        if kind in (LineAction.OPEN, LineAction.DECREASE_EFFECTIVE):
+            raise FengkongError("invalid_value", f"{kind.value} is not an action to ask for", "action", 422)
+        if actor_kind not in ACTOR_KINDS:
+            raise FengkongError("invalid_value", f"unknown actor kind {actor_kind!r}", "actor_kind", 422)
+        if not reasons and actor_kind not in ("analyst", "case"):
+            raise FengkongError("missing_field", "an automated action must give its reason codes", "reasons", 422)
+        codes = list(reasons) or ["LINE_ANALYST_DECISION"]
+        for code in codes:
+            if not is_known(code):
+                raise FengkongError("invalid_value", f"unknown reason code {code!r}", "reasons", 422)
+        if actor_kind in ("analyst", "case") and not (note and note.strip()):
+            raise FengkongError("missing_field", "a person acting on a line must leave a note", "note", 422)
+        if (new_limit is None) == (kind in (LineAction.INCREASE, LineAction.DECREASE)):
+            what = "needs" if new_limit is None else "takes no"
+            raise FengkongError("invalid_value", f"{kind.value} {what} new_limit", "new_limit", 422)
+        if review_days is not None and not 1 <= review_days <= 365:
+            raise FengkongError("invalid_value", "review_days must be between 1 and 365", "review_days", 422)
+        policy = self.engine.policy()
+        g = policy.spec.lines.guardrails
+        now = _now()
+        today = now.date()
+        with self.engine.db.begin() as conn:
+            line = self._line_for_update(conn, line_id)
+            status = LineStatus(line.status)
+            to_status = next_status(status, kind, actor_kind)
+            limit_after = float(line.limit_amount)
+            effective_on = None
+            review_due = None
+            if kind in (LineAction.INCREASE, LineAction.DECREASE):
+                assert new_limit is not None
+                check_limit_change(
+                    kind,
+                    float(line.limit_amount),
+                    float(new_limit),
+                    float(line.outstanding),
+                    line.last_increase_on,
+                    self._decreases_in_window(conn, line_id, today, g.decrease_window_days),
+                    g,
+                    today,
+                )
+                limit_after = float(new_limit)
+                if kind is LineAction.DECREASE:
+                    effective_on = today + dt.timedelta(days=g.decrease_notice_days)
+            if kind is LineAction.FREEZE:
+                review_due = today + dt.timedelta(days=review_days or g.freeze_review_days)
+            self._write(
+                conn,
+                line,
+                kind,
+                to_status=to_status,
+                limit_after=limit_after,
+                actor_kind=actor_kind,
+                actor=actor,
+                reasons=codes,
+                evidence=dict(evidence or {}),
+                now=now,
+                policy_version=policy.version,
+                note=note,
+                review_due_on=review_due,
+                effective_on=effective_on,
+            )
+        return self.get(line_id)
+
+    def restore(
+        self, line_id: str, actor: str, reasons: Sequence[str] = ("LINE_APPEAL_UPHELD",), note: str | None = None
+    ) -> dict[str, Any]:
+        """Make a frozen or closed line active again on human review (an upheld appeal)."""
+        return self.act(
+            line_id, LineAction.RESTORE, actor=actor, actor_kind="case", reasons=reasons, note=note or "appeal upheld"
+        )
+
+    def freeze_for_alert(self, conn: sa.Connection, alert: Mapping[str, Any], actor: str) -> list[str]:
+        """A trigger with action ``freeze_line``: freeze the customer's active lines, in the alert's transaction."""
+        policy = self.engine.policy(alert["policy_version"])
+        now = alert["created_at"]
+        frozen = []
+        rows = conn.execute(
+            sa.select(credit_lines).where(
+                (credit_lines.c.customer_id == alert["customer_id"])
+                & (credit_lines.c.status == LineStatus.ACTIVE.value)
+            )
+        ).all()
+        for line in rows:
+            self._write(
+                conn,
+                line,
+                LineAction.FREEZE,
+                to_status=LineStatus.FROZEN,
+                limit_after=float(line.limit_amount),
+                actor_kind="trigger",
+                actor=f"{alert['trigger_id']}",
+                reasons=[alert["reason"]],
+                evidence={"alert_id": alert["id"], "event_id": alert["event_id"], "features": alert["features"]},
+                now=now,
+                policy_version=policy.version,
+                review_due_on=now.date() + dt.timedelta(days=policy.spec.lines.guardrails.freeze_review_days),
+            )
+            frozen.append(line.id)
+        return frozen
+
+    # ------------------------------------------------------------------------------------------ money
+
+    def available(self, line_id: str) -> float:
+        with self.engine.db.connect() as conn:
+            line = conn.execute(sa.select(credit_lines).where(credit_lines.c.id == line_id)).one_or_none()
+        if line is None:
+            raise not_found("line", line_id, "line_id")
+        return _available(line)
+
+    def on_drawdown(self, conn: sa.Connection, line_id: str, amount: float, at: dt.datetime) -> None:
+        """Take ``amount`` from the line in the caller's transaction; refuse if it is not active or too little is left.
+
+        One conditional UPDATE: two drawdowns racing for the last of a line cannot both succeed.
+        """
+        if not amount > 0:
+            raise FengkongError("invalid_value", "amount must be above 0", "amount", 422)
+        done = conn.execute(
+            sa.update(credit_lines)
+            .where(
+                (credit_lines.c.id == line_id)
+                & (credit_lines.c.status == LineStatus.ACTIVE.value)
+                & (credit_lines.c.limit_amount - credit_lines.c.outstanding >= amount)
+            )
+            .values(outstanding=credit_lines.c.outstanding + amount, updated_at=at)
+        ).rowcount
+        if done != 1:
+            line = conn.execute(sa.select(credit_lines).where(credit_lines.c.id == line_id)).one_or_none()
+            if line is None:
+                raise not_found("line", line_id, "line_id")
+            if line.status != LineStatus.ACTIVE.value:
+                raise FengkongError("line_not_active", f"the line is {line.status}: no new drawdowns", "line_id", 409)
+            raise FengkongError(
+                "insufficient_available",
+                f"amount {amount:g} is above the available {_available(line):g}",
+                "amount",
+                409,
+            )
+
+    def on_principal_repaid(self, conn: sa.Connection, line_id: str, amount: float, at: dt.datetime) -> None:
+        """Principal repaid on a loan of the line: the same amount is available again."""
+        conn.execute(
+            sa.update(credit_lines)
+            .where(credit_lines.c.id == line_id)
+            .values(
+                outstanding=sa.case(
+                    (credit_lines.c.outstanding - amount < 0, 0.0), else_=credit_lines.c.outstanding - amount
+                ),
+                updated_at=at,
+            )
+        )
+
+    # ------------------------------------------------------------------------------------------ review
+
+    def settle_pending(self, today: dt.date | None = None, line_id: str | None = None) -> int:
+        """Decreases given with notice whose day has come take effect (never below the outstanding balance)."""
+        today = today or _now().date()
+        now = _now()
+        settled = 0
+        query = sa.select(credit_lines).where(
+            credit_lines.c.pending_limit.is_not(None) & (credit_lines.c.pending_effective_on <= today)
+        )
+        if line_id is not None:
+            query = query.where(credit_lines.c.id == line_id)
+        with self.engine.db.begin() as conn:
+            due = conn.execute(query).all()
+            for line in due:
+                if line.status == LineStatus.CLOSED.value:
+                    conn.execute(
+                        sa.update(credit_lines)
+                        .where(credit_lines.c.id == line.id)
+                        .values(pending_limit=None, pending_effective_on=None)
+                    )
+                    continue
+                last = conn.execute(
+                    sa.select(line_actions.c.reasons, line_actions.c.policy_version)
+                    .where((line_actions.c.line_id == line.id) & (line_actions.c.action == "decrease"))
+                    .order_by(line_actions.c.seq.desc())
+                    .limit(1)
+                ).one()
+                self._write(
+                    conn,
+                    line,
+                    LineAction.DECREASE_EFFECTIVE,
+                    to_status=LineStatus(line.status),
+                    limit_after=max(float(line.pending_limit), float(line.outstanding)),
+                    actor_kind="system",
+                    actor="notice_period",
+                    reasons=list(last.reasons),
+                    evidence={},
+                    now=now,
+                    policy_version=last.policy_version,
+                )
+                settled += 1
+        return settled
+
+    def review_table(self, as_of: dt.date, policy: CompiledPolicy | None = None) -> pl.DataFrame:
+        """Every line as one row: the line columns and behaviour features a line review reads."""
+        policy = policy or self.engine.policy()
+        g = policy.spec.lines.guardrails
+        window_start = dt.datetime.combine(as_of - dt.timedelta(days=g.decrease_window_days), dt.time(), dt.UTC)
+        risk_start = dt.datetime.combine(as_of - dt.timedelta(days=30), dt.time(), dt.UTC)
+        with self.engine.db.connect() as conn:
+            lines = conn.execute(sa.select(credit_lines)).all()
+            decreases: dict[str, int] = dict(
+                conn.execute(
+                    sa.select(line_actions.c.line_id, sa.func.count())
+                    .where((line_actions.c.action == "decrease") & (line_actions.c.created_at >= window_start))
+                    .group_by(line_actions.c.line_id)
+                ).all()
+            )
+            risk: dict[str, int] = dict(
+                conn.execute(
+                    sa.select(alerts.c.customer_id, sa.func.count())
+                    .where(alerts.c.created_at >= risk_start)
+                    .group_by(alerts.c.customer_id)
+                ).all()
+            )
+            bureau: dict[str, Any] = {}
+            for customer_id, payload in conn.execute(
+                sa.select(events.c.customer_id, events.c.payload)
+                .where(events.c.type == "bureau_update")
+                .order_by(events.c.occurred_at)
+            ):
+                bureau[customer_id] = payload
+        delinquency = self._delinquency(as_of)
+        rows = []
+        for line in lines:
+            opened = line.opened_at.date()
+            latest = bureau.get(line.customer_id) or {}
+            base_inq = (line.opening or {}).get("bureau_inquiries_30d")
+            now_inq = latest.get("inquiries_30d")
+            base_income = (line.opening or {}).get("monthly_income")
+            now_income = latest.get("monthly_income")
+            dq = delinquency.get(line.id, {})
+            rows.append(
+                {
+                    "line_id": line.id,
+                    "customer_id": line.customer_id,
+                    "status": line.status,
+                    "limit": float(line.limit_amount),
+                    "outstanding": float(line.outstanding),
+                    "review_due_on": line.review_due_on,
+                    "last_increase_on": line.last_increase_on,
+                    "decreases_in_window": int(decreases.get(line.id, 0)),
+                    "ever_restricted": bool(line.ever_restricted),
+                    "line_months_on_book": float(
+                        max((as_of.year - opened.year) * 12 + as_of.month - opened.month - (as_of.day < opened.day), 0)
+                    ),
+                    "line_days_past_due": float(dq.get("line_days_past_due", 0)),
+                    "line_max_dpd_12m": float(dq.get("line_max_dpd_12m", 0)),
+                    "line_missed_payments_12m": float(dq.get("line_missed_payments_12m", 0)),
+                    "line_inquiries_growth": (
+                        float(now_inq - base_inq) if now_inq is not None and base_inq is not None else None
+                    ),
+                    "line_income_change": (float(now_income / base_income - 1) if now_income and base_income else None),
+                    "line_risk_events_30d": float(risk.get(line.customer_id, 0)),
+                }
+            )
+        schema: dict[str, Any] = {**LINE_COLUMNS}
+        for name in (
+            "line_months_on_book",
+            "line_days_past_due",
+            "line_max_dpd_12m",
+            "line_missed_payments_12m",
+            "line_inquiries_growth",
+            "line_income_change",
+            "line_risk_events_30d",
+        ):
+            schema[name] = pl.Float64
+        return pl.DataFrame(rows, schema=schema)
+
+    def _delinquency(self, as_of: dt.date) -> dict[str, dict[str, float]]:
+        """Days past due per line from the loans book, when there is one."""
+        loans = getattr(self.engine, "loans", None)
+        fn = getattr(loans, "line_delinquency", None)
+        if fn is None:
+            return {}
+        frame: pl.DataFrame = fn(as_of)
+        return {r["line_id"]: r for r in frame.to_dicts()}
+
+    def review(
+        self,
+        as_of: dt.date | None = None,
+        *,
+        apply: bool = False,
+        actor: str = "python",
+        chunk_size: int = 1000,
+        resume: str | None = None,
+        on_chunk: ChunkCallback | None = None,
+        policy_version: str | None = None,
+    ) -> ReviewRun:
+        """Review every line under the policy's line strategy; dry-run unless ``apply``.
+
+        ``apply`` writes actions in one transaction per chunk, tagged with the run id; a database constraint
+        holds each line to one action per run, so ``resume=RUN_ID`` after an interruption acts only on the
+        lines the run has not reached, and never on a line twice.
+        """
+        if chunk_size < 1:
+            raise FengkongError("invalid_value", "chunk_size must be at least 1", "chunk_size", 422)
+        run_row = None
+        if resume is not None:
+            with self.engine.db.connect() as conn:
+                run_row = conn.execute(sa.select(line_review_runs).where(line_review_runs.c.id == resume)).one_or_none()
+            if run_row is None:
+                raise not_found("review_run", resume, "resume")
+            if run_row.status == "completed":
+                raise FengkongError("conflict", f"line review run {resume} is already complete", "resume", 409)
+            apply, as_of, policy_version = True, run_row.as_of, run_row.policy_version
+        as_of = as_of or _now().date()
+        policy = self.engine.policy(policy_version)
+        strategy = line_strategy(policy)
+        if apply:
+            self.settle_pending(as_of)
+        table = self.review_table(as_of, policy)
+        if run_row is not None:
+            with self.engine.db.connect() as conn:
+                done = set(
+                    conn.execute(
+                        sa.select(line_actions.c.line_id).where(line_actions.c.review_run_id == run_row.id)
+                    ).scalars()
+                )
+            table = table.filter(~pl.col("line_id").is_in(list(done)))
+        result = strategy.review_frame(table, as_of)
+        report = summarise(result, policy.version, as_of)
+        run = ReviewRun(report, table=result)
+        if not apply:
+            return run
+        if run_row is None:
+            unfinished = self._unfinished_run()
+            if unfinished is not None:
+                raise FengkongError(
+                    "conflict",
+                    f"line review run {unfinished} was interrupted: resume it (--resume {unfinished}) first",
+                    "resume",
+                    409,
+                )
+            run_id = new_id("rev")
+            with self.engine.db.begin() as conn:
+                conn.execute(
+                    sa.insert(line_review_runs).values(
+                        id=run_id,
+                        created_at=_now(),
+                        as_of=as_of,
+                        policy_version=policy.version,
+                        actor=actor,
+                        status="running",
+                        lines_total=result.height,
+                        lines_acted=0,
+                        summary=report.as_dict(),
+                    )
+                )
+                audit.append(conn, "line_review_started", run_id, actor, audit.content_hash(report.as_dict()), _now())
+        else:
+            run_id = run_row.id
+            run.resumed = True
+        acting = result.filter(~pl.col("action").is_in(["keep", "skip"]))
+        evidence_cols = [c for c in strategy.inputs if c in table.columns]
+        evidence = table.select("line_id", *evidence_cols)
+        acting = acting.join(evidence, on="line_id", how="left")
+        total = acting.height
+        for start in range(0, total, chunk_size):
+            chunk = acting.slice(start, chunk_size).to_dicts()
+            with self.engine.db.begin() as conn:
+                for row in chunk:
+                    self._apply_review_row(conn, row, evidence_cols, run_id, policy.version, as_of)
+                conn.execute(
+                    sa.update(line_review_runs)
+                    .where(line_review_runs.c.id == run_id)
+                    .values(lines_acted=line_review_runs.c.lines_acted + len(chunk))
+                )
+            run.applied += len(chunk)
+            if on_chunk is not None:
+                on_chunk(min(start + chunk_size, total), total)
+        with self.engine.db.begin() as conn:
+            conn.execute(
+                sa.update(line_review_runs)
+                .where(line_review_runs.c.id == run_id)
+                .values(status="completed", completed_at=_now())
+            )
+            audit.append(
+                conn, "line_review_completed", run_id, actor, audit.content_hash({"applied": run.applied}), _now()
+            )
+        run.run_id = run_id
+        return run
+
+    def _unfinished_run(self) -> str | None:
+        with self.engine.db.connect() as conn:
+            found: str | None = conn.execute(
+                sa.select(line_review_runs.c.id).where(line_review_runs.c.status == "running").limit(1)
+            ).scalar_one_or_none()
+        return found
+
+    def _apply_review_row(
+        self,
+        conn: sa.Connection,
+        row: Mapping[str, Any],
+        evidence_cols: Sequence[str],
+        run_id: str,
+        policy_version: str,
+        as_of: dt.date,
+    ) -> None:
+        line = conn.execute(sa.select(credit_lines).where(credit_lines.c.id == row["line_id"])).one()
+        action = LineAction(row["action"])
+        to_status = next_status(LineStatus(line.status), action, "review")
+        evidence = {c: row[c] for c in evidence_cols}
+        evidence["behaviour_score"] = row["behaviour_score"]
+        evidence["segment"] = row["segment"]
+        self._write(
+            conn,
+            line,
+            action,
+            to_status=to_status,
+            limit_after=float(row["new_limit"]),
+            actor_kind="review",
+            actor=run_id,
+            reasons=list(row["reasons"]),
+            evidence=evidence,
+            now=_now(),
+            policy_version=policy_version,
+            review_due_on=row["review_due_on"] if action is LineAction.FREEZE else None,
+            effective_on=row["effective_on"],
+            review_run_id=run_id,
+            today=as_of,
+        )
+
+    # ------------------------------------------------------------------------------------------ the one writer
+
+    def _line_for_update(self, conn: sa.Connection, line_id: str) -> Any:
+        query = sa.select(credit_lines).where(credit_lines.c.id == line_id)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        line = conn.execute(query).one_or_none()
+        if line is None:
+            raise not_found("line", line_id, "line_id")
+        return line
+
+    @staticmethod
+    def _decreases_in_window(conn: sa.Connection, line_id: str, today: dt.date, days: int) -> int:
+        start = dt.datetime.combine(today - dt.timedelta(days=days), dt.time(), dt.UTC)
+        count: int = conn.execute(
+            sa.select(sa.func.count()).where(
+                (line_actions.c.line_id == line_id)
+                & (line_actions.c.action == "decrease")
+                & (line_actions.c.created_at >= start)
+            )
+        ).scalar_one()
+        return count
+
+    def _write(
+        self,
+        conn: sa.Connection,
+        line: Any,
+        action: LineAction,
+        *,
+        to_status: LineStatus,
+        limit_after: float,
+        actor_kind: str,
+        actor: str,
+        reasons: list[str],
+        evidence: dict[str, Any],
+        now: dt.datetime,
+        policy_version: str | None,
+        note: str | None = None,
+        review_due_on: dt.date | None = None,
+        effective_on: dt.date | None = None,
+        review_run_id: str | None = None,
+        today: dt.date | None = None,
+    ) -> str:
+        today = today or now.date()
+        limit_before = None if action is LineAction.OPEN else float(line.limit_amount)
+        pending = action is LineAction.DECREASE and effective_on is not None and effective_on > today
+        notice = build_notice(
+            action.value,
+            reasons,
+            limit=limit_after,
+            before=limit_before,
+            review_due_on=review_due_on,
+            effective_on=effective_on,
+            today=today,
+        )
+        action_id = new_id("lact")
+        seq = int(line.seq) + 1
+        record = {
+            "id": action_id,
+            "line_id": line.id,
+            "seq": seq,
+            "created_at": now,
+            "effective_on": effective_on,
+            "action": action.value,
+            "from_status": None if action is LineAction.OPEN else line.status,
+            "to_status": to_status.value,
+            "limit_before": limit_before,
+            "limit_after": limit_after,
+            "actor_kind": actor_kind,
+            "actor": actor[:64],
+            "reasons": reasons,
+            "evidence": _jsonable(evidence),
+            "notice": notice,
+            "note": note,
+            "policy_version": policy_version,
+            "review_run_id": review_run_id,
+        }
+        record["content_hash"] = action_content_hash(record)
+        values: dict[str, Any] = {"status": to_status.value, "updated_at": now, "seq": seq}
+        if pending:
+            values.update(pending_limit=limit_after, pending_effective_on=effective_on)
+        else:
+            values["limit_amount"] = limit_after
+        if action is LineAction.DECREASE_EFFECTIVE:
+            values.update(pending_limit=None, pending_effective_on=None)
+        if action is LineAction.INCREASE:
+            values["last_increase_on"] = today
+        if action in (LineAction.DECREASE, LineAction.FREEZE, LineAction.CLOSE):
+            values["ever_restricted"] = True
+        if to_status is LineStatus.FROZEN:
+            values["review_due_on"] = review_due_on
+        elif action is not LineAction.DECREASE_EFFECTIVE:
+            values["review_due_on"] = None
+        if action in (LineAction.CLOSE, LineAction.RESTORE, LineAction.INCREASE):
+            values.update(pending_limit=None, pending_effective_on=None)  # a newer decision supersedes the notice
+        moved = conn.execute(
+            sa.update(credit_lines)
+            .where((credit_lines.c.id == line.id) & (credit_lines.c.seq == line.seq))
+            .values(values)
+        ).rowcount
+        if moved != 1:
+            raise FengkongError(
+                "conflict", f"line {line.id} changed while this action was made: try again", "line_id", 409
+            )
+        conn.execute(sa.insert(line_actions).values(record))
+        audit.append(conn, "line_action", action_id, actor[:64], record["content_hash"], now)
+        return action_id
+
+
+_HASHED = (
+    "id",
+    "line_id",
+    "seq",
+    "action",
+    "from_status",
+    "to_status",
+    "limit_before",
+    "limit_after",
+    "actor_kind",
+    "actor",
+    "reasons",
+    "evidence",
+    "notice",
+    "note",
+    "policy_version",
+    "review_run_id",
+)
+
+
+def action_content_hash(record: Mapping[str, Any]) -> str:
+    payload = {k: record[k] for k in _HASHED}
+    payload["effective_on"] = record["effective_on"].isoformat() if record["effective_on"] else None
+    return audit.content_hash(payload)
+
+
+def _action_hashes(conn: sa.Connection, ids: list[str]) -> dict[str, str]:
+    rows = conn.execute(sa.select(line_actions).where(line_actions.c.id.in_(ids))).mappings().all()
+    return {r["id"]: action_content_hash(dict(r)) for r in rows}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def _available(line: Any) -> float:
+    if line.status != LineStatus.ACTIVE.value:
+        return 0.0
+    return max(float(line.limit_amount) - float(line.outstanding), 0.0)
+
+
+def _line_view(line: Any, history: Sequence[Any], language: Language) -> dict[str, Any]:
+    last_adverse = next((h for h in reversed(history) if h.action not in ("open",)), None)
+    current = list(last_adverse.reasons) if last_adverse is not None and line.status != "active" else []
+    if last_adverse is not None and last_adverse.action in ("decrease", "decrease_effective"):
+        current = list(last_adverse.reasons)
+    return {
+        "line_id": line.id,
+        "customer_id": line.customer_id,
+        "decision_id": line.decision_id,
+        "status": line.status,
+        "limit": float(line.limit_amount),
+        "available": _available(line),
+        "outstanding": float(line.outstanding),
+        "apr": line.apr,
+        "currency": line.currency,
+        "opened_at": audit.timestamp_text(line.opened_at),
+        "review_due_on": line.review_due_on.isoformat() if line.review_due_on else None,
+        "pending_limit": line.pending_limit,
+        "pending_effective_on": line.pending_effective_on.isoformat() if line.pending_effective_on else None,
+        "policy_version": line.policy_version,
+        "reasons": [
+            {"code": c, "category": reason(c).category.value, "text": reason(c).customer_text(language)}
+            for c in current
+        ],
+        "history": [
+            {
+                "action_id": h.id,
+                "seq": h.seq,
+                "at": audit.timestamp_text(h.created_at),
+                "action": h.action,
+                "from_status": h.from_status,
+                "to_status": h.to_status,
+                "limit_before": h.limit_before,
+                "limit_after": h.limit_after,
+                "effective_on": h.effective_on.isoformat() if h.effective_on else None,
+                "actor_kind": h.actor_kind,
+                "actor": h.actor,
+                "reasons": list(h.reasons),
+                "evidence": h.evidence,
+                "notice": h.notice,
+                "note": h.note,
+                "policy_version": h.policy_version,
+                "review_run_id": h.review_run_id,
+            }
+            for h in history
+        ],
+    }
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

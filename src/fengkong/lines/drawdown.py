@@ -1,0 +1,316 @@
+"""A drawdown on a live line, decided in real time: approve (the loan is booked), decline, or hold for a person.
+
+The line's status and available amount are checked first (a refusal there is an error that changes nothing);
+then the policy's drawdown rules run over takeover and scam signals (a new device and password, a new payee for
+most of the line, a call in progress, repeated drawdowns) and the lists. An approval takes the amount from the
+line, books the loan with its schedule, stores the decision and the drawdown event, all in one transaction.
+A hold stores the decision, opens a ``held_drawdown`` case and tells the customer plainly what happens next.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+
+from fengkong.domain import Language, Outcome, new_id
+from fengkong.errors import FengkongError, from_validation_error, not_found
+from fengkong.events.ingest import keys_from_payload, observation
+from fengkong.pii import normalize, sha256_hex
+from fengkong.policy import expressions as ex
+from fengkong.policy.compiler import compile_row, normalize_row
+from fengkong.reasons import reason
+from fengkong.store import audit
+from fengkong.store.tables import credit_lines, decisions, events
+
+if TYPE_CHECKING:
+    from fengkong.policy.compiler import CompiledPolicy
+    from fengkong.service import Engine
+
+_REF = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
+
+
+class DrawdownIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    drawdown_id: str | None = Field(None, pattern=_REF, description="your id: a retry returns the same decision")
+    amount: float = Field(ge=1, le=100_000_000, description="at least 1.00, at most two decimals")
+    term: int = Field(ge=1, le=360, description="months; must be one the policy offers")
+    method: Literal["equal_instalment", "equal_principal", "interest_only"] = "equal_instalment"
+    destination_account: str = Field(min_length=1, max_length=64, description="where the money goes")
+    device_id: str | None = Field(None, min_length=1, max_length=128)
+    call_in_progress: StrictBool = Field(False, description="the app sees a phone call in progress")
+    language: Literal["zh", "en"] = "zh"
+
+    @field_validator("amount")
+    @classmethod
+    def _cents(cls, value: float) -> float:
+        if round(value, 2) != value:
+            raise ValueError("must have at most two decimals")
+        return value
+
+
+_NEXT = {
+    "approve": (
+        "借款已批准，资金将转入您指定的账户。",
+        "Your drawdown is approved; the money is on its way to the account you named.",
+    ),
+    "review": (
+        "为保护您的资金安全，这笔借款需要人工确认。我们会在2小时内通过App或官方电话（不会索要验证码）与您联系；"
+        "在此之前不会放款，也不会产生利息。如果有人正在电话中指导您借款或转账，请立即挂断。",
+        "To protect your money, a person will confirm this drawdown with you. We will contact you in the app or from "
+        "our official number within 2 hours (we never ask for codes); nothing is paid out and no interest runs until "
+        "then. If someone on the phone is telling you to borrow or move money, hang up now.",
+    ),
+    "decline": (
+        "很抱歉，这笔借款暂时无法办理。如有异议，可在App内申请人工复核。",
+        "We are sorry, we cannot make this drawdown now. If you disagree, you can ask for a human review in the app.",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class DrawdownDecision:
+    decision_id: str
+    drawdown_id: str | None
+    line_id: str
+    outcome: Outcome
+    reasons: tuple[str, ...]
+    loan_id: str | None
+    case_id: str | None
+    policy_version: str
+    created_at: dt.datetime
+    language: Language
+    replayed: bool = False
+
+    def response(self) -> dict[str, Any]:
+        zh, en = _NEXT[self.outcome.value]
+        return {
+            "decision_id": self.decision_id,
+            "drawdown_id": self.drawdown_id,
+            "line_id": self.line_id,
+            "outcome": self.outcome.value,
+            "reasons": [
+                {"code": c, "category": reason(c).category.value, "text": reason(c).customer_text(self.language)}
+                for c in self.reasons
+            ],
+            "next_steps": zh if self.language is Language.ZH else en,
+            "loan_id": self.loan_id,
+            "case_id": self.case_id,
+            "policy_version": self.policy_version,
+            "created_at": audit.timestamp_text(self.created_at),
+            "replayed": self.replayed,
+        }
+
+
+class DrawdownDesk:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._rules: dict[str, list[tuple[str, str, str, Any]]] = {}
+
+    def _compiled(self, policy: CompiledPolicy) -> list[tuple[str, str, str, Any]]:
+        key = policy.content_hash
+        if key not in self._rules:
+            self._rules[key] = [
+                (r.id, r.action, r.reason, compile_row(ex.parse(r.when))) for r in policy.spec.lines.drawdowns.rules
+            ]
+        return self._rules[key]
+
+    def decide(self, line_id: str, body: Any, actor: str = "python") -> DrawdownDecision:
+        engine = self.engine
+        with engine.db.connect() as conn:  # an unknown line is a 404 whatever the body says
+            if conn.execute(sa.select(credit_lines.c.id).where(credit_lines.c.id == line_id)).first() is None:
+                raise not_found("line", line_id, "line_id")
+        try:
+            req = body if isinstance(body, DrawdownIn) else DrawdownIn.model_validate(body)
+        except ValidationError as exc:
+            raise from_validation_error(exc) from None
+        engine = self.engine
+        policy = engine.policy()
+        spec = policy.spec.lines.drawdowns
+        if req.term not in spec.terms:
+            offered = ", ".join(str(t) for t in spec.terms)
+            raise FengkongError("term_not_offered", f"term {req.term} is not offered (offered: {offered})", "term", 422)
+        if req.method not in spec.methods:
+            raise FengkongError("invalid_value", f"repayment method {req.method} is not offered", "method", 422)
+        if req.amount < spec.min_amount:
+            raise FengkongError("invalid_value", f"the smallest drawdown is {spec.min_amount:g}", "amount", 422)
+        payee_key = engine.vault.keyed_hash("payee", sha256_hex(normalize("payee", req.destination_account)))
+        device_key = (
+            engine.vault.keyed_hash("device", sha256_hex(normalize("device", req.device_id))) if req.device_id else None
+        )
+        inputs = {
+            "line_id": line_id,
+            "amount": req.amount,
+            "term": req.term,
+            "method": req.method,
+            "destination_account_key": payee_key,
+            "device_id_key": device_key,
+            "call_in_progress": req.call_in_progress,
+            "language": req.language,
+        }
+        request_hash = audit.content_hash({"drawdown": inputs})
+        if req.drawdown_id is not None:
+            stored = self._existing(req.drawdown_id, request_hash)
+            if stored is not None:
+                return stored
+        with engine.db.connect() as conn:
+            line = conn.execute(sa.select(credit_lines).where(credit_lines.c.id == line_id)).one_or_none()
+        if line is None:
+            raise not_found("line", line_id, "line_id")
+        if line.status != "active":
+            raise FengkongError("line_not_active", f"the line is {line.status}: no new drawdowns", "line_id", 409)
+        available = max(float(line.limit_amount) - float(line.outstanding), 0.0)
+        if req.amount > available:
+            raise FengkongError(
+                "insufficient_available", f"amount {req.amount:g} is above the available {available:g}", "amount", 409
+            )
+        now = dt.datetime.now(dt.UTC)
+        customer = line.customer_id
+        keys = {"customer": customer, "payee": payee_key, "customer_payee": f"{customer}|{payee_key}"}
+        if device_key:
+            keys["device"] = device_key
+        features: dict[str, Any] = engine.online.features(keys, now.timestamp())
+        features.update(engine._list_features(customer, keys, now))
+        opened = line.opened_at.date()
+        features.update(
+            {
+                "drawdown_amount": req.amount,
+                "drawdown_share_of_available": req.amount / available if available else None,
+                "drawdown_new_payee": not features.get("pair_transfers_90d"),
+                "drawdown_call_in_progress": req.call_in_progress,
+                "drawdown_line_months_on_book": float(
+                    max((now.year - opened.year) * 12 + now.month - opened.month - (now.day < opened.day), 0)
+                ),
+            }
+        )
+        row = normalize_row(features, policy.features)
+        hits = [(rid, action, code) for rid, action, code, fn in self._compiled(policy) if fn(row) is True]
+        if any(action == "decline" for _, action, _ in hits):
+            outcome = Outcome.DECLINE
+        elif hits:
+            outcome = Outcome.REVIEW
+        else:
+            outcome = Outcome.APPROVE
+        chosen = [code for _, action, code in hits if outcome is Outcome.REVIEW or action == "decline"]
+        reasons = tuple(dict.fromkeys(chosen))
+        decision_id = new_id("dec")
+        record: dict[str, Any] = {
+            "id": decision_id,
+            "kind": "drawdown",
+            "application_id": req.drawdown_id,
+            "customer_id": customer,
+            "created_at": now,
+            "outcome": outcome.value,
+            "limit_amount": req.amount,
+            "apr": line.apr,
+            "score": None,
+            "reasons": list(reasons),
+            "rule_hits": [rid for rid, _, _ in hits],
+            "inputs": inputs,
+            "features": {k: v for k, v in features.items() if v is None or isinstance(v, bool | int | float | str)},
+            "policy_version": policy.version,
+            "model_version": policy.model_version,
+            "identity_encrypted": None,
+            "request_hash": request_hash,
+            "assignment": "champion",
+            "shadow_of": None,
+        }
+        from fengkong.service import decision_content_hash
+
+        record["content_hash"] = decision_content_hash(record)
+        loan_id = None
+        payload = {"amount": req.amount, "line_id": line_id, "payee_key": payee_key, "decision_id": decision_id}
+        if device_key:
+            payload["device_id_key"] = device_key
+        try:
+            with engine.db.begin() as conn:
+                conn.execute(sa.insert(decisions), record)
+                audit.append(conn, "decision", decision_id, actor, record["content_hash"], now)
+                if outcome is Outcome.APPROVE:
+                    engine.lines.on_drawdown(conn, line_id, req.amount, now)
+                    loans = getattr(engine, "loans", None)
+                    if loans is not None:
+                        loan_id = loans.open_loan_in(
+                            conn,
+                            customer,
+                            f"{req.amount:.2f}",
+                            f"{line.apr:.6f}" if line.apr is not None else "0",
+                            req.term,
+                            req.method,
+                            line_id=line_id,
+                            loan_id=f"loan-{decision_id}",
+                            actor=actor,
+                        )
+                    conn.execute(
+                        sa.insert(events).values(
+                            event_id=decision_id,
+                            type="drawdown",
+                            customer_id=customer,
+                            occurred_at=now,
+                            received_at=now,
+                            payload=payload,
+                        )
+                    )
+        except sa.exc.IntegrityError:
+            if req.drawdown_id is not None:
+                stored = self._existing(req.drawdown_id, request_hash)
+                if stored is not None:
+                    return stored
+            raise
+        if outcome is Outcome.APPROVE:
+            engine.online.observe(
+                observation("drawdown", decision_id, now, keys_from_payload(customer, payload), payload)
+            )
+        case_id = None
+        if outcome is Outcome.REVIEW and hasattr(engine, "cases"):
+            case_id = engine.cases.open(
+                "held_drawdown",
+                customer,
+                decision_id=decision_id,
+                line_id=line_id,
+                evidence={"rule_hits": record["rule_hits"], "amount": req.amount},
+                source=f"held_drawdown:drawdown:{decision_id}",
+                actor=actor,
+            )["case_id"]
+        return DrawdownDecision(
+            decision_id,
+            req.drawdown_id,
+            line_id,
+            outcome,
+            reasons,
+            loan_id,
+            case_id,
+            policy.version,
+            now,
+            Language(req.language),
+        )
+
+    def _existing(self, drawdown_id: str, request_hash: str) -> DrawdownDecision | None:
+        with self.engine.db.connect() as conn:
+            row = conn.execute(sa.select(decisions).where(decisions.c.application_id == drawdown_id)).one_or_none()
+        if row is None:
+            return None
+        if row.kind != "drawdown" or row.request_hash != request_hash:
+            raise FengkongError("conflict", "drawdown_id was already used for a different request", "drawdown_id", 409)
+        case_id = None
+        if hasattr(self.engine, "cases") and row.outcome == "review":
+            case_id = self.engine.cases.case_id_for_decision(row.id)
+        loan_id = None
+        if row.outcome == "approve" and hasattr(self.engine, "loans"):
+            loan_id = f"loan-{row.id}"
+        return DrawdownDecision(
+            row.id,
+            drawdown_id,
+            row.inputs["line_id"],
+            Outcome(row.outcome),
+            tuple(row.reasons),
+            loan_id,
+            case_id,
+            row.policy_version,
+            row.created_at,
+            Language(row.inputs.get("language", "zh")),
+            replayed=True,
+        )

@@ -1,0 +1,169 @@
+"""Drawdowns on a live line: approved ones book a loan and take from the line; signals of takeover and scams hold
+them for a person; bad requests are refused and change nothing."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from fengkong.errors import FengkongError
+from fengkong.pii import inspect_id_number
+from fengkong.store.tables import audit_log, credit_lines, decisions, events
+
+
+def open_line(engine: Any, application: dict[str, Any], customer: str) -> dict[str, Any]:
+    app = copy.deepcopy(application)
+    app["applicant"]["age"] = inspect_id_number(app["identity"]["id_number"], dt.date.today()).age_on(dt.date.today())
+    app["identity"].pop("bank_card")
+    app["identity"]["id_number_hash"] = hashlib.sha256(customer.encode()).hexdigest()
+    del app["identity"]["id_number"]
+    app["customer_id"] = customer
+    app["identity"]["device_id"] = f"dev-{customer}"
+    app["identity"]["phone"] = "139" + f"{int(hashlib.sha256(customer.encode()).hexdigest(), 16) % 10**8:08d}"
+    decision = engine.decide(app)
+    assert decision.line_id is not None, decision
+    return engine.lines.get(decision.line_id)
+
+
+def money(engine: Any) -> tuple[Any, ...]:
+    with engine.db.connect() as conn:
+        return (
+            tuple(conn.execute(sa.select(credit_lines.c.id, credit_lines.c.outstanding, credit_lines.c.status)).all()),
+            conn.execute(sa.select(sa.func.count()).select_from(decisions)).scalar_one(),
+            conn.execute(sa.select(sa.func.count()).select_from(audit_log)).scalar_one(),
+            conn.execute(sa.select(sa.func.count()).select_from(events)).scalar_one(),
+        )
+
+
+def ask(amount: float, **extra: Any) -> dict[str, Any]:
+    return {"amount": amount, "term": 12, "destination_account": "6222000011112222", "device_id": "dev-x", **extra}
+
+
+def test_an_approved_drawdown_books_the_loan_and_takes_from_the_line(engine: Any, application: dict[str, Any]) -> None:
+    line = open_line(engine, application, "dd-ok")
+    lid, limit = line["line_id"], line["limit"]
+    first = engine.lines.drawdown(lid, ask(1000, drawdown_id="dd-1", device_id="dev-dd-ok", language="en"))
+    assert (first.outcome.value, first.reasons, first.case_id) == ("approve", (), None)
+    assert engine.lines.available(lid) == limit - 1000
+    loan = engine.loans.get(first.loan_id)
+    assert loan["line_id"] == lid and float(loan["principal"]) == 1000
+    assert "approved" in first.response()["next_steps"]
+    # a retry is the same decision and moves no money again
+    before = money(engine)
+    again = engine.lines.drawdown(lid, ask(1000, drawdown_id="dd-1", device_id="dev-dd-ok", language="en"))
+    assert again.replayed and again.decision_id == first.decision_id and money(engine) == before
+    with pytest.raises(FengkongError) as err:
+        engine.lines.drawdown(lid, ask(2000, drawdown_id="dd-1"))
+    assert (err.value.code, err.value.field) == ("conflict", "drawdown_id")
+    # the drawdown is an event: velocity sees it
+    with engine.db.connect() as conn:
+        assert conn.execute(sa.select(events.c.type).where(events.c.event_id == first.decision_id)).scalar_one() == (
+            "drawdown"
+        )
+    assert engine.verify_audit().ok
+
+
+def test_bad_requests_change_nothing(engine: Any, application: dict[str, Any]) -> None:
+    line = open_line(engine, application, "dd-bad")
+    lid, limit = line["line_id"], line["limit"]
+    before = money(engine)
+    cases = [
+        (ask(limit + 1), "insufficient_available", "amount", 409),
+        (ask(-5), "invalid_field", "amount", 422),
+        (ask(1000, term=7), "term_not_offered", "term", 422),
+        (ask(50), "invalid_value", "amount", 422),
+        ({**ask(1000), "surprise": 1}, "unknown_field", "surprise", 422),
+        (
+            {k: v for k, v in ask(1000).items() if k != "destination_account"},
+            "missing_field",
+            "destination_account",
+            422,
+        ),
+    ]
+    for body, code, field, status in cases:
+        with pytest.raises(FengkongError) as err:
+            engine.lines.drawdown(lid, body)
+        assert (err.value.field, err.value.status) == (field, status), (body, err.value)
+        assert err.value.code == code or status == 422, err.value
+        assert money(engine) == before
+    with pytest.raises(FengkongError) as err:
+        engine.lines.drawdown("line_nope", ask(100))
+    assert err.value.code == "line_not_found"
+    engine.lines.act(lid, "freeze", actor="ana", note="check")
+    with pytest.raises(FengkongError) as err:
+        engine.lines.drawdown(lid, ask(100))
+    assert (err.value.code, err.value.status) == ("line_not_active", 409)
+
+
+def test_scam_and_takeover_signals_hold_the_drawdown_and_open_a_case(
+    sqlite_engine: Any, application: dict[str, Any]
+) -> None:
+    engine = sqlite_engine
+    lid = open_line(engine, application, "dd-scam")["line_id"]
+    available = engine.lines.available(lid)
+    before = money(engine)
+    held = engine.lines.drawdown(lid, ask(500, call_in_progress=True))
+    assert held.outcome.value == "review" and held.reasons == ("SCAM_VICTIM_SUSPECTED",)
+    assert held.case_id is not None and held.loan_id is None
+    assert engine.lines.available(lid) == available  # nothing paid out while held
+    text = held.response()["next_steps"]
+    assert "人工确认" in text and "挂断" in text
+    case = engine.cases.get(held.case_id)
+    assert case["type"] == "held_drawdown"
+    assert money(engine)[0] == before[0]
+    # most of the line to an account never paid before
+    most = engine.lines.drawdown(lid, ask(available * 0.8, destination_account="9999888877776666"))
+    assert most.outcome.value == "review" and most.reasons == ("SCAM_VICTIM_SUSPECTED",)
+    with engine.db.connect() as conn:
+        hits = conn.execute(sa.select(decisions.c.rule_hits).where(decisions.c.id == most.decision_id)).scalar_one()
+    assert hits == ["DD_NEW_PAYEE_MOST"]
+
+    # account takeover: a new device and a new password, then a drawdown
+    lid2 = open_line(engine, application, "dd-ato")["line_id"]
+    now = dt.datetime.now(dt.UTC).isoformat()
+    engine.ingest(
+        [
+            {
+                "event_id": "ato-1",
+                "type": "device_bound",
+                "customer_id": "dd-ato",
+                "occurred_at": now,
+                "device_id": "evil",
+            },
+            {"event_id": "ato-2", "type": "password_changed", "customer_id": "dd-ato", "occurred_at": now},
+        ]
+    )
+    ato = engine.lines.drawdown(lid2, ask(300, device_id="evil"))
+    assert ato.outcome.value == "review" and ato.reasons == ("ACCOUNT_TAKEOVER_SUSPECTED",)
+
+    # repeated drawdowns within minutes: the fourth is held
+    lid3 = open_line(engine, application, "dd-rapid")["line_id"]
+    outcomes = [
+        engine.lines.drawdown(lid3, ask(100, destination_account="6222000011112222")).outcome.value for _ in range(4)
+    ]
+    assert outcomes == ["approve", "approve", "approve", "review"]
+
+
+def test_http_drawdown_door(sqlite_engine: Any, application: dict[str, Any]) -> None:
+    from fastapi.testclient import TestClient
+
+    from fengkong.api import create_app
+
+    engine = sqlite_engine
+    lid = open_line(engine, application, "dd-http")["line_id"]
+    client = TestClient(create_app(engine), raise_server_exceptions=False)
+    system, auditor = engine.create_api_key("system"), engine.create_api_key("auditor")
+    r = client.post(f"/v1/lines/{lid}/drawdowns", json=ask(200, language="en"), headers={"X-API-Key": system})
+    assert r.status_code == 200, r.json()
+    assert r.json()["outcome"] == "approve" and r.json()["loan_id"]
+    r = client.post(f"/v1/lines/{lid}/drawdowns", json=ask(200), headers={"X-API-Key": auditor})
+    assert r.status_code == 403
+    r = client.post(f"/v1/lines/{lid}/drawdowns", content=b"[1]", headers={"X-API-Key": system})
+    assert r.status_code == 422 and r.json()["field"] == "body"
+    r = client.post(f"/v1/lines/{lid}/drawdowns", json=ask(10**8), headers={"X-API-Key": system})
+    assert (r.status_code, r.json()["code"]) == (409, "insufficient_available")
