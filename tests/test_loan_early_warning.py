@@ -40,6 +40,8 @@ def policy_text() -> str:
     text = Path(DEFAULT_POLICY_PATH).read_text(encoding="utf-8")
     text = re.sub(r'(?m)^version: *"?([^"\s]+)"?', r'version: "\1-ew"', text, count=1)
     assert re.search(r"(?m)^triggers:\n", text)
+    if "id: EW_FIRST_PAYMENT" in text:  # the bundled policy carries the early-warning triggers already
+        return text
     return re.sub(r"(?m)^triggers:\n", EARLY_WARNING, text, count=1)
 
 

@@ -4,6 +4,7 @@ folder) and GET /v1/models, /v1/models/{name} with the role checks."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,7 @@ def test_policy_check_and_publish_resolve_registered_models(cli: Any, tmp_path: 
         engine.models.register(app_model("gbdt"), "app-gb", "1", actor="tester")
     policy = tmp_path / "p.yaml"
     text = DEFAULT_POLICY_PATH.read_text().replace("scorecard: starter@1", "model: app-gb@1")
-    policy.write_text(text.replace('version: "2026.11.5"', 'version: "gb-1"'))
+    policy.write_text(re.sub(r"(?m)^version: .*$", 'version: "gb-1"', text, count=1))
     result = cli("policy", "check", policy, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["model_version"] == "app-gb@1"

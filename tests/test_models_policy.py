@@ -5,6 +5,7 @@ agree for a GBDT too, and a model on unregistered features, a missing model or a
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,10 @@ MODEL_INPUTS = [f for f in FEATURES if f.name in APP_FEATURES or f.name in load_
 
 
 def policy_text(ref: str, version: str = "models-1", key: str = "model") -> str:
-    text = DEFAULT_TEXT.replace("scorecard: starter@1", f"{key}: {ref}").replace(
-        'version: "2026.11.5"', f'version: "{version}"'
-    )
-    assert ref in text and version in text
+    """The bundled policy scoring with ``ref`` instead of the starter scorecard, under another version."""
+    text = DEFAULT_TEXT.replace("scorecard: starter@1", f"{key}: {ref}")
+    text = re.sub(r"(?m)^version: .*$", f'version: "{version}"', text, count=1)
+    assert ref in text and f'version: "{version}"' in text
     return text
 
 
@@ -43,9 +44,8 @@ def registered(sqlite_engine: Engine) -> Engine:
     return sqlite_engine
 
 
-def test_the_bundled_policy_is_unchanged() -> None:
-    default = load_default_policy()
-    assert (default.version, default.model_version) == ("2026.11.5", "starter@1")
+def test_the_bundled_policy_still_uses_the_starter_scorecard() -> None:
+    assert load_default_policy().model_version == "starter@1"
 
 
 @pytest.mark.parametrize("ref", ["app-gb@1", "app-card@3"])
@@ -207,3 +207,24 @@ def test_scoring_a_file_and_deciding_give_the_same_score(registered: Engine) -> 
     decided = policy.decide_frame(table)
     assert scored["score"].to_list() == decided["score"].to_list()
     assert pl.Series(scored["pd"]).is_between(0, 1).all()
+
+
+def test_simulation_uses_the_models_calibrated_pd(registered: Engine) -> None:
+    """With a calibrated model the simulation's expected bad rate is the mean calibrated PD of the approvals,
+    not the placeholder score-to-PD mapping."""
+    import numpy as np
+
+    from fengkong.policy.simulate import expected_pd, simulate
+
+    text = policy_text("app-card@3").replace("decline_below: 560", "decline_below: 0")
+    policy = load_policy_text(text.replace("review_below: 600", "review_below: 0"), models=registered.models.resolve)
+    assert policy.scorecard.spec.calibration is not None
+    table = history(3000, 5)
+    report = simulate(policy, policy, table, outcome_column="bad")
+    decided = policy.decide_frame(table).filter(pl.col("outcome") == "approve")
+    assert decided.height > 100
+    want = float(np.mean(policy.scorecard.pd(decided["score"].to_numpy())))
+    got = report.as_dict()["candidate"]["expected_bad_rate"]
+    assert got == pytest.approx(want, rel=1e-9)
+    placeholder = float(np.mean([expected_pd(s) for s in decided["score"]]))
+    assert abs(got - placeholder) > 1e-6  # the calibration, not the placeholder, gave the figure

@@ -227,7 +227,7 @@ def test_trigger_changes() -> None:
 
     diff = diff_of(change)
     t = diff.triggers
-    assert [(e.id, e.position, e.events) for e in t.added] == [("BIG_LOGIN_BURST", 5, ("login",))]
+    assert [(e.id, e.position, e.events) for e in t.added] == [("BIG_LOGIN_BURST", 8, ("login",))]
     assert [(e.id, e.position) for e in t.removed] == [("MULTI_HEAD_SURGE", 4)]
     assert [(c.id, [(f.field, f.old, f.new) for f in c.fields]) for c in t.changed] == [
         ("TAKEOVER", [("events", ["drawdown", "transfer_out"], ["drawdown", "transfer_out", "login"])]),

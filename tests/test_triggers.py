@@ -146,3 +146,14 @@ def test_policy_role_and_activation_over_http_need_admin(tmp_path: Path) -> None
     assert client.post(f"/v1/policies/{original}/activate", headers=admin).status_code == 200  # roll back
     assert engine.active_policy_version() == original
     assert engine.verify_audit().ok
+
+
+def test_a_trigger_id_used_twice_is_refused_at_load() -> None:
+    from fengkong.policy.errors import PolicyError
+    from fengkong.policy.loader import DEFAULT_POLICY_PATH, load_policy_text
+
+    text = DEFAULT_POLICY_PATH.read_text()
+    twice = text.replace("  - id: FAILED_LOGIN_BURST", "  - id: TAKEOVER", 1)
+    with pytest.raises(PolicyError) as err:
+        load_policy_text(twice)
+    assert "trigger id 'TAKEOVER' is used twice" in str(err.value)

@@ -413,7 +413,7 @@ class Engine:
                 g["decisions"] += 1
                 g[row.outcome] += 1
                 if row.outcome == "approve" and row.limit_amount:
-                    pd = expected_pd(row.score) if row.score is not None else 0.0
+                    pd = self._expected_pd(row.policy_version, row.score)
                     g["limit_granted"] += row.limit_amount
                     g["expected_defaults"] += pd
                     g["expected_loss"] += pd * row.limit_amount  # LGD 1, as in the simulation
@@ -444,6 +444,20 @@ class Engine:
             "shadow_swap_in": swap_in,
             "shadow_swap_out": swap_out,
         }
+
+    def _expected_pd(self, version: str, score: float | None) -> float:
+        """The calibrated PD of the policy's model when it has one, else the simulation's placeholder mapping."""
+        if score is None:
+            return 0.0
+        try:
+            model = self.policy(version).scorecard
+        except FengkongError:
+            return expected_pd(score)
+        if getattr(getattr(model, "spec", None), "calibration", None) is None:
+            return expected_pd(score)
+        import numpy as np
+
+        return float(model.pd(np.array([score], dtype=float))[0])
 
     def _realised_outcomes(self, decision_ids: list[str]) -> dict[str, int]:
         """decision id → 1 if the line it opened has a loan that went REALISED_BAD_DPD+ days past due, else 0;

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -83,6 +84,7 @@ class GbdtModel:
             for f in spec.features
         ]
         self._factor = spec.scaling.factor
+        self._lock = threading.Lock()  # one booster serves every request thread: predict one call at a time
         # The expected value (TreeSHAP's bias column) is the same for every row: the base of the score.
         bias = float(self._contrib(np.full((1, len(spec.features)), np.nan))[0, -1])
         self._base = spec.scaling.offset - self._factor * bias
@@ -138,14 +140,16 @@ class GbdtModel:
         if matrix.shape[0] == 0:
             return np.zeros((0, len(self.spec.features) + 1))
         threads = 1 if matrix.shape[0] < 1000 else 0  # one row: no thread pool start-up
-        out = self.booster.predict(matrix, pred_contrib=True, num_threads=threads)
+        with self._lock:
+            out = self.booster.predict(matrix, pred_contrib=True, num_threads=threads)
         return np.asarray(out, dtype=np.float64)
 
     def score_matrix(self, matrix: FloatArray) -> FloatArray:
         """Scores from LightGBM's raw log-odds (no TreeSHAP): fast, for measuring and monitoring."""
         if matrix.shape[0] == 0:
             return np.zeros(0)
-        raw = np.asarray(self.booster.predict(matrix, raw_score=True), dtype=np.float64)
+        with self._lock:
+            raw = np.asarray(self.booster.predict(matrix, raw_score=True), dtype=np.float64)
         return self.spec.scaling.score_from_log_odds(raw)
 
     def points_matrix(self, matrix: FloatArray) -> FloatArray:

@@ -247,6 +247,16 @@ class PolicySpec(BaseModel):
     lines: LinesSpec = Field(default_factory=LinesSpec)
     cases: CasesSpec = Field(default_factory=CasesSpec)
 
+    @field_validator("triggers")
+    @classmethod
+    def _unique_trigger_ids(cls, value: list[TriggerSpec]) -> list[TriggerSpec]:
+        seen: set[str] = set()
+        for trigger in value:
+            if trigger.id in seen:
+                raise ValueError(f"trigger id {trigger.id!r} is used twice")
+            seen.add(trigger.id)
+        return value
+
     @model_validator(mode="after")
     def _unique_rule_ids(self) -> PolicySpec:
         seen: set[str] = set()

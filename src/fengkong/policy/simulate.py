@@ -74,6 +74,18 @@ def expected_pd(score: float) -> float:
     return 1.0 / (1.0 + PD_BASE_ODDS * math.pow(2.0, (score - PD_BASE_SCORE) / PD_PDO))
 
 
+def policy_pd_expr(policy: CompiledPolicy, score_column: str) -> pl.Expr:
+    """The PD of a policy's scores: its model's calibrated PD when the model carries a calibration (a trained,
+    registered model), else the placeholder mapping of :func:`expected_pd`."""
+    model = policy.scorecard
+    if getattr(getattr(model, "spec", None), "calibration", None) is None:
+        return expected_pd_expr(pl.col(score_column))
+    return pl.col(score_column).map_batches(
+        lambda s: pl.Series(model.pd(s.cast(pl.Float64).fill_null(float("nan")).to_numpy()), dtype=pl.Float64),
+        return_dtype=pl.Float64,
+    )
+
+
 def expected_pd_expr(score: pl.Expr) -> pl.Expr:
     """:func:`expected_pd` as a polars expression."""
     odds = PD_BASE_ODDS * pl.lit(2.0, dtype=pl.Float64).pow((score - PD_BASE_SCORE) / PD_PDO)
@@ -314,8 +326,9 @@ class SimulationReport:
             "segments": {col: [s.as_dict() for s in values] for col, values in self.segments.items()},
             "assumptions": {
                 "expected_pd": (
-                    f"PD = 1 / (1 + {PD_BASE_ODDS:g} * 2 ** ((score - {PD_BASE_SCORE:g}) / {PD_PDO:g})); "
-                    "a placeholder until a calibrated model provides PD"
+                    "the calibrated PD of the policy's model where it carries a calibration (a trained, registered "
+                    f"model); otherwise PD = 1 / (1 + {PD_BASE_ODDS:g} * 2 ** ((score - {PD_BASE_SCORE:g}) / "
+                    f"{PD_PDO:g})), a placeholder for judgemental scorecards"
                 ),
                 "lgd": LGD,
                 "exposure": "the limit of approved applications (reviews apart)",
@@ -607,7 +620,7 @@ def simulate(
             )
     total = applications.height if isinstance(applications, pl.DataFrame) else int(lf.select(pl.len()).collect()[0, 0])
 
-    acc = _Accumulator(segs)
+    acc = _Accumulator(segs, policy_pd_expr(current, "s_k"), policy_pd_expr(candidate, "s_c"))
     chunks = 0
     for offset, chunk in _chunks(applications, lf, total, chunk_rows):
         bad = _outcome_series(chunk, outcome_column if has_outcome else None)
@@ -741,8 +754,9 @@ def _add(into: dict[Any, list[float]], key: Any, values: Iterable[Any]) -> None:
 class _Accumulator:
     """Small running sums from each chunk: nothing grows with the table but the swap rows (when kept)."""
 
-    def __init__(self, segments: Sequence[str]) -> None:
+    def __init__(self, segments: Sequence[str], pd_current: pl.Expr, pd_candidate: pl.Expr) -> None:
         self.segments = list(segments)
+        self.pd_current, self.pd_candidate = pd_current, pd_candidate
         self.cells: dict[tuple[str, str], list[float]] = {}
         self.reasons: tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]] = ({}, {})
         self.hits: tuple[dict[str, int], dict[str, int]] = ({}, {})
@@ -774,8 +788,8 @@ class _Accumulator:
                 *(chunk.get_column(c).alias(f"__seg{i}") for i, c in enumerate(self.segments)),
             ]
         ).with_columns(
-            expected_pd_expr(pl.col("s_k")).alias("pd_k"),
-            expected_pd_expr(pl.col("s_c")).alias("pd_c"),
+            self.pd_current.alias("pd_k"),
+            self.pd_candidate.alias("pd_c"),
             (pl.col("o_k") == _APPROVE).alias("ap_k"),
             (pl.col("o_c") == _APPROVE).alias("ap_c"),
         )
