@@ -237,7 +237,7 @@ def test_trigger_changes() -> None:
     assert diff.rules.empty
     lines = text_lines(diff)
     assert "Triggers (1 added, 1 removed, 2 changed, 1 moved)" in lines
-    assert "+ BIG_LOGIN_BURST (#5): freeze_line, reason ACCOUNT_TAKEOVER_SUSPECTED on login" in lines
+    assert "+ BIG_LOGIN_BURST (#8): freeze_line, reason ACCOUNT_TAKEOVER_SUSPECTED on login" in lines
     assert "- MULTI_HEAD_SURGE (was #4): alert, reason MULTI_HEAD_INQUIRIES on bureau_update" in lines
     assert "~ TAKEOVER: events changed" in lines and "now: [drawdown, transfer_out, login]" in lines
     assert "~ FAILED_LOGIN_BURST: action alert → freeze_line" in lines
