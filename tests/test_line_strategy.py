@@ -227,6 +227,12 @@ def _with_lines(block: str) -> str:
             "change",
         ),
         ("lines:\n  behaviour_scorecard: missing@9\n", "missing@9"),
+        (
+            "lines:\n  drawdowns:\n    rules:\n"
+            "      - {id: D, when: drawdown_amt > 3, action: review, reason: SCAM_VICTIM_SUSPECTED}\n",
+            "drawdown_amount",
+        ),
+        ("lines:\n  drawdowns: {terms: [0]}\n", "terms"),
         ("lines:\n  guardrails: {max_decreases: -1}\n", "max_decreases"),
     ],
 )

@@ -35,6 +35,7 @@ from fengkong.features.online import OnlineFeatures, entity_keys
 from fengkong.features.registry import FEATURES, FeatureRegistry
 from fengkong.features.velocity import Observation, Velocity, load_windows
 from fengkong.lines.desk import LineDesk
+from fengkong.loans.early_warning import no_loans
 from fengkong.pii import (
     MIN_SECRET_BYTES,
     IdFacts,
@@ -862,7 +863,10 @@ class Engine:
         if needed & _LIST_FEATURES:  # a database look-up: only when a woken trigger reads a list
             features.update(self._list_features(keys["customer"], keys, occurred))
         if any(name.startswith("loan_") for name in needed):  # post-loan features: the loan book, as of the event
-            features.update(self.loans.customer_features(keys["customer"], occurred))
+            if self.loans.has_loans(keys["customer"]):
+                features.update(self.loans.customer_features(keys["customer"], occurred))
+            else:
+                features.update(no_loans())
         now = _now()
         return [
             {

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -68,6 +69,8 @@ from fengkong.store.tables import (
 if TYPE_CHECKING:
     from fengkong.service import Engine
 
+BORROWERS_TTL = 60.0  # seconds
+
 log = logging.getLogger("fengkong.loans")
 
 _REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
@@ -93,6 +96,10 @@ class LoanDesk:
         #: The moment "now" (UTC). Tests and simulations set it; a repayment cannot be dated after the local
         #: date it gives, and a contact's local hour is read from it (never from the caller).
         self.clock: Callable[[], dt.datetime] = _now
+        # Customers with a loan, so that event triggers on loan_* features skip the loan book for the many customers
+        # without one. Read again every BORROWERS_TTL seconds: a loan booked by another replica is seen within that.
+        self._borrowers: set[str] = set()
+        self._borrowers_read = -float("inf")
         hashers = getattr(engine, "audit_hashers", None)
         if isinstance(hashers, dict):
             hashers.update(
@@ -234,6 +241,7 @@ class LoanDesk:
         )
         audit.append(conn, "loan_opened", loan_id, actor[:64], _loan_payload(loan_id, request_hash), now)
         log.info("loan %s opened term=%s method=%s", loan_id, term, terms["method"])
+        self._borrowers.add(str(terms["customer_id"]))  # if the transaction rolls back, one needless look-up later
         return loan_id
 
     # ------------------------------------------------------------------------------------------ repayments
@@ -625,6 +633,15 @@ class LoanDesk:
         )
 
     # ------------------------------------------------------------------------------------------ early warning
+
+    def has_loans(self, customer_id: str) -> bool:
+        """Whether the customer has any loan in the book (cached; see ``BORROWERS_TTL``)."""
+        now = time.monotonic()
+        if now - self._borrowers_read > BORROWERS_TTL:
+            with self.engine.db.connect() as conn:
+                self._borrowers = set(conn.execute(sa.select(loans.c.customer_id).distinct()).scalars())
+            self._borrowers_read = now
+        return customer_id in self._borrowers
 
     def customer_features(self, customer_id: str, at: dt.datetime | dt.date | None = None) -> dict[str, Any]:
         """The loan_* features of one customer as of ``at`` (a moment is read in Asia/Shanghai time)."""

@@ -139,30 +139,21 @@ def load_policy_text(
 def _check_line_strategy(
     spec: PolicySpec, features: FeatureRegistry, model_dirs: Sequence[Path], problem: Any
 ) -> list[PolicyProblem]:
-    """The ``lines:`` section: segment conditions over registered features, known reasons, the behaviour card."""
+    """The ``lines:`` section: segment and drawdown-rule conditions over registered features, known reasons, and
+    the behaviour scorecard."""
     found: list[PolicyProblem] = []
-    for i, segment in enumerate(spec.lines.segments):
-        where: Path_ = ("lines", "segments", i)
+    conditions: list[tuple[Path_, str, str, str]] = [
+        (("lines", "segments", i), s.id, s.when, s.reason) for i, s in enumerate(spec.lines.segments)
+    ] + [(("lines", "drawdowns", "rules", i), r.id, r.when, r.reason) for i, r in enumerate(spec.lines.drawdowns.rules)]
+    for where, item_id, when, code in conditions:
         try:
-            tree = ex.parse(segment.when)
-            kind = ex.check(tree, features)
+            kind = ex.check(ex.parse(when), features)
             if kind is not FeatureType.BOOL:
-                raise ExpressionError(f"a segment condition must be true or false, this one is a {kind}", 0)
+                raise ExpressionError(f"a condition must be true or false, this one is a {kind}", 0)
         except ExpressionError as exc:
-            found.append(problem((*where, "when"), exc.message + f" — in: {segment.when}", segment.id, exc.position))
-        if not is_known(segment.reason):
-            found.append(problem((*where, "reason"), f"unknown reason code {segment.reason!r}", segment.id))
-    for i, rule in enumerate(spec.lines.drawdowns.rules):
-        where_rule: Path_ = ("lines", "drawdowns", "rules", i)
-        try:
-            tree = ex.parse(rule.when)
-            kind = ex.check(tree, features)
-            if kind is not FeatureType.BOOL:
-                raise ExpressionError(f"a rule condition must be true or false, this one is a {kind}", 0)
-        except ExpressionError as exc:
-            found.append(problem((*where_rule, "when"), exc.message + f" — in: {rule.when}", rule.id, exc.position))
-        if not is_known(rule.reason):
-            found.append(problem((*where_rule, "reason"), f"unknown reason code {rule.reason!r}", rule.id))
+            found.append(problem((*where, "when"), exc.message + f" — in: {when}", item_id, exc.position))
+        if not is_known(code):
+            found.append(problem((*where, "reason"), f"unknown reason code {code!r}", item_id))
     if spec.lines.behaviour_scorecard is not None:
         try:
             card = resolve_scorecard(spec.lines.behaviour_scorecard, model_dirs)
