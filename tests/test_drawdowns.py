@@ -167,3 +167,30 @@ def test_http_drawdown_door(sqlite_engine: Any, application: dict[str, Any]) -> 
     assert r.status_code == 422 and r.json()["field"] == "body"
     r = client.post(f"/v1/lines/{lid}/drawdowns", json=ask(10**8), headers={"X-API-Key": system})
     assert (r.status_code, r.json()["code"]) == (409, "insufficient_available")
+
+
+def test_a_released_hold_pays_out_once_and_bad_destinations_are_refused(
+    sqlite_engine: Any, application: dict[str, Any]
+) -> None:
+    engine = sqlite_engine
+    lid = open_line(engine, application, "dd-release")["line_id"]
+    available = engine.lines.available(lid)
+    held = engine.lines.drawdown(lid, ask(700, call_in_progress=True, drawdown_id="dd-hold"))
+    assert held.outcome.value == "review" and engine.lines.available(lid) == available
+    # a retry of the held drawdown names the same case
+    assert engine.lines.drawdown(lid, ask(700, call_in_progress=True, drawdown_id="dd-hold")).case_id == held.case_id
+    engine.cases.claim(held.case_id, "ana")
+    engine.cases.resolve(held.case_id, "ana", "release", "called the customer back; no scammer on the line")
+    assert engine.lines.available(lid) == available - 700
+    loan = engine.loans.get(f"loan-{held.decision_id}")
+    assert loan["line_id"] == lid and float(loan["principal"]) == 700
+    # releasing twice pays out once
+    engine.lines._drawdowns.release(held.decision_id, actor="again")
+    assert engine.lines.available(lid) == available - 700
+    assert engine.verify_audit().ok
+    before = money(engine)
+    for bad in ("   ", "账户\u0000", "ab"):
+        with pytest.raises(FengkongError) as err:
+            engine.lines.drawdown(lid, ask(100, destination_account=bad))
+        assert err.value.field == "destination_account"
+    assert money(engine) == before

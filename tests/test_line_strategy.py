@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fengkong.lines.review import summarise
-from fengkong.lines.strategy import LINE_COLUMNS, LineStrategy, line_strategy
+from fengkong.lines.strategy import LINE_COLUMNS, LineStrategy, _round_down, line_strategy
 from fengkong.policy.errors import PolicyError
 from fengkong.policy.loader import DEFAULT_POLICY_PATH, load_default_policy, load_policy_text
 from fengkong.simulate.portfolio import portfolio_frame
@@ -292,3 +292,13 @@ def test_policy_simulate_with_lines_compares_both_strategies(tmp_path: Any) -> N
         ],
     )  # fmt: skip
     assert r.exit_code == 1 and "nope.parquet" in r.output
+
+
+def test_limits_round_down_to_the_step_without_floating_point_drift() -> None:
+    # 11,000 × 0.7 is 7,699.999… in floating point: a 30 % cut must give 7,700, not 7,600
+    (cut,) = both(line(limit=11_000.0, outstanding=1_000.0, line_inquiries_growth=8.0))
+    assert (cut["action"], cut["new_limit"]) == ("decrease", 7_700.0)
+    steps = [(lim, c) for lim in range(100, 60_000, 100) for c in (0.1, 0.15, 0.2, 0.3, 0.4, 0.5)]
+    for lim, c in steps:
+        want_down = (lim * (100 - round(c * 100))) // 10_000 * 100  # exact integer arithmetic
+        assert _round_down(lim * (1 - c), 100) == want_down, (lim, c)

@@ -366,3 +366,43 @@ def test_http_lines_doors_and_roles(sqlite_engine: Any, application: dict[str, A
     assert r.status_code == 422
     r = client.post("/v1/line-reviews", json={"apply": True}, headers=h("admin"))
     assert r.status_code == 200 and r.json()["run_id"].startswith("rev_")
+
+
+def test_an_applied_review_never_acts_on_a_line_that_moved_since_the_plan(
+    sqlite_engine: Any, application: dict[str, Any]
+) -> None:
+    engine = sqlite_engine
+    ids = _portfolio(engine, application, 4)  # customers 0 and 2 will be cut by 30 %
+    cut_a, cut_b = ids[0], ids[2]
+    limit_b = engine.lines.get(cut_b)["limit"]
+
+    def between_chunks(done: int, total: int) -> None:
+        if done == 1:  # the second customer draws almost all of the line after the plan was made
+            with engine.db.begin() as conn:
+                engine.lines.on_drawdown(conn, cut_b, limit_b * 0.9, dt.datetime.now(dt.UTC))
+            engine.lines.act(ids[1], "freeze", actor="ana", note="moved after the plan")
+
+    run = engine.lines.review(apply=True, chunk_size=1, on_chunk=between_chunks)
+    b = engine.lines.get(cut_b)
+    assert b["limit"] >= b["outstanding"]  # the cut never goes below what is owed now
+    assert b["limit"] == limit_b * 0.9 or b["limit"] == limit_b
+    assert engine.lines.get(cut_a)["limit"] < engine.lines.get(cut_a)["history"][0]["limit_after"]
+    assert run.applied + run.skipped == 2
+    # a review is applied as of today only; other dates are dry runs
+    with pytest.raises(FengkongError) as err:
+        engine.lines.review(TODAY + dt.timedelta(days=200), apply=True)
+    assert (err.value.code, err.value.field) == ("invalid_value", "as_of")
+    assert engine.lines.review(TODAY + dt.timedelta(days=200)).run_id is None
+    # a line is opened from an application decision only, and its note is part of the audited action
+    drawdown = engine.lines.drawdown(cut_a, {"amount": 100, "term": 12, "destination_account": "6222000011112222"})
+    with pytest.raises(FengkongError) as err:
+        engine.lines.open_from_decision(drawdown.decision_id, "ana", note="n")
+    assert err.value.field == "decision_id"
+    assert engine.verify_audit().ok
+
+
+def test_a_decrease_in_effect_at_once_says_so(sqlite_engine: Any, application: dict[str, Any]) -> None:
+    line = approved(sqlite_engine, application, "c-now")
+    cut = sqlite_engine.lines.act(line["line_id"], "decrease", actor="ana", new_limit=line["limit"] - 500, note="n")
+    notice = cut["history"][-1]["notice"]
+    assert "已由" in notice["zh"] and notice["en"].startswith("Your credit limit has been changed from")

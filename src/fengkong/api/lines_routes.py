@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from fengkong.api.auth import get_engine, require
+from fengkong.api.loans_routes import _DATE as DATE_PATTERN
 from fengkong.domain import Language
 from fengkong.errors import FengkongError
 from fengkong.lines.drawdown import DrawdownIn
@@ -62,7 +63,7 @@ LineActionIn = Annotated[LimitChangeIn | StatusChangeIn, Field(discriminator="ac
 class LineReviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     apply: bool = Field(False, description="write the actions and notices; a dry run by default")
-    as_of: dt.date | None = Field(None, description="the review date; default today")
+    as_of: str | None = Field(None, pattern=DATE_PATTERN, description="the review date YYYY-MM-DD; default today")
     resume: str | None = Field(None, pattern=_REF, description="the id of an interrupted run to finish")
     chunk_size: int = Field(1000, ge=1, le=100_000, description="lines per transaction when applying")
 
@@ -147,7 +148,7 @@ async def run_line_review(
 ) -> dict[str, Any]:
     run = await run_in_threadpool(
         lambda: engine.lines.review(
-            body.as_of,
+            dt.date.fromisoformat(body.as_of) if body.as_of else None,
             apply=body.apply,
             actor=f"key:{principal.key_id}",
             chunk_size=body.chunk_size,

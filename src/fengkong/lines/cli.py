@@ -26,9 +26,14 @@ def _parse_date(value: str | None, field: str) -> dt.date | None:
     if value is None:
         return None
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
+        if not dt.date(2000, 1, 1) <= day <= dt.date(2199, 12, 31):
+            raise ValueError
+        return day
     except ValueError:
-        raise FengkongError("invalid_value", f"{value!r} is not a date (YYYY-MM-DD)", field, 422) from None
+        raise FengkongError(
+            "invalid_value", f"{value!r} is not a date (YYYY-MM-DD) from 2000 to 2199", field, 422
+        ) from None
 
 
 @lines_app.command("review")

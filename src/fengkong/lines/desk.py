@@ -40,6 +40,7 @@ class ReviewRun:
     report: ReviewReport
     run_id: str | None = None
     applied: int = 0
+    skipped: int = 0  # planned actions not applied because the line moved meanwhile (the next review sees them)
     resumed: bool = False
     table: pl.DataFrame = field(default_factory=pl.DataFrame, repr=False)
 
@@ -50,13 +51,26 @@ class LineDesk:
         engine.audit_hashers["line_action"] = _action_hashes
         self._drawdowns = DrawdownDesk(engine)
 
+    def on_held_drawdown_resolved(self, case: Mapping[str, Any]) -> None:
+        """A ``held_drawdown`` case resolved: ``release`` pays the drawdown out as it was asked for."""
+        if case.get("outcome") == "release" and case.get("decision_id"):
+            self._drawdowns.release(case["decision_id"], actor=f"case:{case['case_id']}")
+
     def drawdown(self, line_id: str, request: Any, actor: str = "python") -> DrawdownDecision:
         """Decide a drawdown on a live line: approve (the loan is booked), decline, or hold for a person."""
         return self._drawdowns.decide(line_id, request, actor)
 
     # ------------------------------------------------------------------------------------------ opening
 
-    def open_in(self, conn: sa.Connection, decision: Mapping[str, Any], now: dt.datetime, actor: str) -> str:
+    def open_in(
+        self,
+        conn: sa.Connection,
+        decision: Mapping[str, Any],
+        now: dt.datetime,
+        actor: str,
+        note: str | None = None,
+        actor_kind: str = "decision",
+    ) -> str:
         """Open the line an approved decision grants, inside the decision's own transaction."""
         features = decision.get("features") or {}
         line_id = new_id("line")
@@ -89,12 +103,13 @@ class LineDesk:
             LineAction.OPEN,
             to_status=LineStatus.ACTIVE,
             limit_after=float(decision["limit_amount"]),
-            actor_kind="decision",
+            actor_kind=actor_kind,
             actor=actor,
             reasons=[],
             evidence={"decision_id": decision["id"]},
             now=now,
             policy_version=decision["policy_version"],
+            note=note,
         )
         return line_id
 
@@ -103,6 +118,13 @@ class LineDesk:
     ) -> dict[str, Any]:
         """Open the line a person granted on review (a REVIEW outcome approved, a decline overridden)."""
         row = self.engine._row(decision_id)
+        if row.kind not in ("application", "override"):
+            raise FengkongError(
+                "invalid_value",
+                f"decision {decision_id} is a {row.kind} decision, not an application",
+                "decision_id",
+                422,
+            )
         amount = limit if limit is not None else row.limit_amount
         if amount is None or not amount > 0:
             raise FengkongError("invalid_value", "the decision carries no offer: give a limit above 0", "limit", 422)
@@ -124,11 +146,7 @@ class LineDesk:
                 "policy_version": row.policy_version,
                 "currency": self.engine.policy(row.policy_version).spec.currency,
             }
-            line_id = self.open_in(conn, record, now, actor)
-            if note:
-                conn.execute(
-                    sa.update(line_actions).where(line_actions.c.line_id == line_id).values(note=note, actor=actor)
-                )
+            line_id = self.open_in(conn, record, now, actor, note=note, actor_kind="analyst")
         return self.get(line_id)
 
     # ------------------------------------------------------------------------------------------ reads
@@ -262,12 +280,12 @@ class LineDesk:
         policy = self.engine.policy(alert["policy_version"])
         now = alert["created_at"]
         frozen = []
-        rows = conn.execute(
-            sa.select(credit_lines).where(
-                (credit_lines.c.customer_id == alert["customer_id"])
-                & (credit_lines.c.status == LineStatus.ACTIVE.value)
-            )
-        ).all()
+        query = sa.select(credit_lines).where(
+            (credit_lines.c.customer_id == alert["customer_id"]) & (credit_lines.c.status == LineStatus.ACTIVE.value)
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()  # a concurrent action waits, so the freeze is never lost to a conflict
+        rows = conn.execute(query).all()
         for line in rows:
             self._write(
                 conn,
@@ -431,6 +449,7 @@ class LineDesk:
                     "last_increase_on": line.last_increase_on,
                     "decreases_in_window": int(decreases.get(line.id, 0)),
                     "ever_restricted": bool(line.ever_restricted),
+                    "seq": int(line.seq),
                     "line_months_on_book": float(
                         max((as_of.year - opened.year) * 12 + as_of.month - opened.month - (as_of.day < opened.day), 0)
                     ),
@@ -444,7 +463,7 @@ class LineDesk:
                     "line_risk_events_30d": float(risk.get(line.customer_id, 0)),
                 }
             )
-        schema: dict[str, Any] = {**LINE_COLUMNS}
+        schema: dict[str, Any] = {**LINE_COLUMNS, "seq": pl.Int64}
         for name in (
             "line_months_on_book",
             "line_days_past_due",
@@ -494,7 +513,16 @@ class LineDesk:
             if run_row.status == "completed":
                 raise FengkongError("conflict", f"line review run {resume} is already complete", "resume", 409)
             apply, as_of, policy_version = True, run_row.as_of, run_row.policy_version
-        as_of = as_of or _now().date()
+        today = _now().date()
+        if apply and run_row is None and as_of is not None and as_of > today:
+            raise FengkongError(
+                "invalid_value",
+                f"a review cannot be applied as of a future date (today is {today.isoformat()}); "
+                "future dates are for dry runs only",
+                "as_of",
+                422,
+            )
+        as_of = as_of or today
         policy = self.engine.policy(policy_version)
         strategy = line_strategy(policy)
         if apply:
@@ -514,16 +542,22 @@ class LineDesk:
         if not apply:
             return run
         if run_row is None:
-            unfinished = self._unfinished_run()
-            if unfinished is not None:
-                raise FengkongError(
-                    "conflict",
-                    f"line review run {unfinished} was interrupted: resume it (--resume {unfinished}) first",
-                    "resume",
-                    409,
-                )
             run_id = new_id("rev")
             with self.engine.db.begin() as conn:
+                # the audit append locks the chain's head row first: two runs starting together queue here, and
+                # the second sees the first as unfinished
+                audit.append(conn, "line_review_started", run_id, actor, audit.content_hash(report.as_dict()), _now())
+                unfinished = conn.execute(
+                    sa.select(line_review_runs.c.id).where(line_review_runs.c.status == "running").limit(1)
+                ).scalar_one_or_none()
+                if unfinished is not None:
+                    raise FengkongError(
+                        "conflict",
+                        f"line review run {unfinished} was interrupted or is running: resume it "
+                        f"(--resume {unfinished}) first",
+                        "resume",
+                        409,
+                    )
                 conn.execute(
                     sa.insert(line_review_runs).values(
                         id=run_id,
@@ -537,26 +571,27 @@ class LineDesk:
                         summary=report.as_dict(),
                     )
                 )
-                audit.append(conn, "line_review_started", run_id, actor, audit.content_hash(report.as_dict()), _now())
         else:
             run_id = run_row.id
             run.resumed = True
         acting = result.filter(~pl.col("action").is_in(["keep", "skip"]))
         evidence_cols = [c for c in strategy.inputs if c in table.columns]
-        evidence = table.select("line_id", *evidence_cols)
+        evidence = table.select("line_id", "seq", *evidence_cols)
         acting = acting.join(evidence, on="line_id", how="left")
         total = acting.height
         for start in range(0, total, chunk_size):
             chunk = acting.slice(start, chunk_size).to_dicts()
             with self.engine.db.begin() as conn:
-                for row in chunk:
-                    self._apply_review_row(conn, row, evidence_cols, run_id, policy.version, as_of)
+                applied_now = sum(
+                    self._apply_review_row(conn, row, evidence_cols, run_id, policy.version, as_of) for row in chunk
+                )
                 conn.execute(
                     sa.update(line_review_runs)
                     .where(line_review_runs.c.id == run_id)
-                    .values(lines_acted=line_review_runs.c.lines_acted + len(chunk))
+                    .values(lines_acted=line_review_runs.c.lines_acted + applied_now)
                 )
-            run.applied += len(chunk)
+            run.applied += applied_now
+            run.skipped += len(chunk) - applied_now
             if on_chunk is not None:
                 on_chunk(min(start + chunk_size, total), total)
         with self.engine.db.begin() as conn:
@@ -571,13 +606,6 @@ class LineDesk:
         run.run_id = run_id
         return run
 
-    def _unfinished_run(self) -> str | None:
-        with self.engine.db.connect() as conn:
-            found: str | None = conn.execute(
-                sa.select(line_review_runs.c.id).where(line_review_runs.c.status == "running").limit(1)
-            ).scalar_one_or_none()
-        return found
-
     def _apply_review_row(
         self,
         conn: sa.Connection,
@@ -586,9 +614,17 @@ class LineDesk:
         run_id: str,
         policy_version: str,
         as_of: dt.date,
-    ) -> None:
-        line = conn.execute(sa.select(credit_lines).where(credit_lines.c.id == row["line_id"])).one()
+    ) -> bool:
+        """Apply one planned action; False (and nothing written) when the line moved since the plan."""
+        line = self._line_for_update(conn, row["line_id"])
         action = LineAction(row["action"])
+        if line.seq != row["seq"] or line.status != row["status"] or float(line.limit_amount) != row["limit"]:
+            return False  # acted on since the plan was made: the next review sees it afresh
+        new_limit = float(row["new_limit"])
+        if action is LineAction.DECREASE:
+            new_limit = max(new_limit, float(line.outstanding))  # drawn since the plan: never below what is owed
+            if new_limit >= float(line.limit_amount):
+                return False
         to_status = next_status(LineStatus(line.status), action, "review")
         evidence = {c: row[c] for c in evidence_cols}
         evidence["behaviour_score"] = row["behaviour_score"]
@@ -598,7 +634,7 @@ class LineDesk:
             line,
             action,
             to_status=to_status,
-            limit_after=float(row["new_limit"]),
+            limit_after=new_limit,
             actor_kind="review",
             actor=run_id,
             reasons=list(row["reasons"]),
@@ -610,6 +646,7 @@ class LineDesk:
             review_run_id=run_id,
             today=as_of,
         )
+        return True
 
     # ------------------------------------------------------------------------------------------ the one writer
 

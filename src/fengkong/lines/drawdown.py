@@ -39,8 +39,10 @@ class DrawdownIn(BaseModel):
     amount: float = Field(ge=1, le=100_000_000, description="at least 1.00, at most two decimals")
     term: int = Field(ge=1, le=360, description="months; must be one the policy offers")
     method: Literal["equal_instalment", "equal_principal", "interest_only"] = "equal_instalment"
-    destination_account: str = Field(min_length=1, max_length=64, description="where the money goes")
-    device_id: str | None = Field(None, min_length=1, max_length=128)
+    destination_account: str = Field(
+        pattern=r"^[0-9A-Za-z][0-9A-Za-z \-]{3,63}$", description="where the money goes: an account number"
+    )
+    device_id: str | None = Field(None, pattern=r"^[\x21-\x7e][\x20-\x7e]{0,127}$", description="printable ASCII")
     call_in_progress: StrictBool = Field(False, description="the app sees a phone call in progress")
     language: Literal["zh", "en"] = "zh"
 
@@ -288,6 +290,57 @@ class DrawdownDesk:
             Language(req.language),
         )
 
+    def release(self, decision_id: str, actor: str) -> str:
+        """Pay out a held drawdown a person released: take it from the line and book the loan, in one transaction,
+        exactly as an approval does. Refused (nothing changed) when the line is no longer active or the amount
+        is no longer available. Idempotent: a second release returns the same loan."""
+        engine = self.engine
+        row = engine._row(decision_id)
+        if row.kind != "drawdown" or row.outcome != Outcome.REVIEW.value:
+            raise FengkongError("invalid_value", f"{decision_id} is not a held drawdown", "decision_id", 409)
+        inputs = row.inputs
+        loan_id = f"loan-{decision_id}"
+        with engine.db.connect() as conn:
+            released = conn.execute(
+                sa.select(events.c.event_id).where(events.c.event_id == f"release-{decision_id}")
+            ).first()
+        if released is not None:
+            return loan_id
+        now = dt.datetime.now(dt.UTC)
+        line_id = inputs["line_id"]
+        payload = {"amount": inputs["amount"], "line_id": line_id, "payee_key": inputs["destination_account_key"]}
+        with engine.db.begin() as conn:
+            line = conn.execute(sa.select(credit_lines).where(credit_lines.c.id == line_id)).one()
+            engine.lines.on_drawdown(conn, line_id, float(inputs["amount"]), now)
+            loans = getattr(engine, "loans", None)
+            if loans is not None:
+                loans.open_loan_in(
+                    conn,
+                    row.customer_id,
+                    f"{inputs['amount']:.2f}",
+                    f"{line.apr:.6f}" if line.apr is not None else "0",
+                    inputs["term"],
+                    inputs["method"],
+                    line_id=line_id,
+                    loan_id=loan_id,
+                    actor=actor,
+                )
+            conn.execute(
+                sa.insert(events).values(
+                    event_id=f"release-{decision_id}",
+                    type="drawdown",
+                    customer_id=row.customer_id,
+                    occurred_at=now,
+                    received_at=now,
+                    payload=payload,
+                )
+            )
+            audit.append(conn, "drawdown_released", decision_id, actor[:64], audit.content_hash(payload), now)
+        engine.online.observe(
+            observation("drawdown", f"release-{decision_id}", now, keys_from_payload(row.customer_id, payload), payload)
+        )
+        return loan_id
+
     def _existing(self, drawdown_id: str, request_hash: str) -> DrawdownDecision | None:
         with self.engine.db.connect() as conn:
             row = conn.execute(sa.select(decisions).where(decisions.c.application_id == drawdown_id)).one_or_none()
@@ -297,7 +350,14 @@ class DrawdownDesk:
             raise FengkongError("conflict", "drawdown_id was already used for a different request", "drawdown_id", 409)
         case_id = None
         if hasattr(self.engine, "cases") and row.outcome == "review":
-            case_id = self.engine.cases.case_id_for_decision(row.id)
+            case_id = self.engine.cases.open(
+                "held_drawdown",
+                row.customer_id,
+                decision_id=row.id,
+                line_id=row.inputs["line_id"],
+                source=f"held_drawdown:drawdown:{row.id}",
+                actor="replay",
+            )["case_id"]
         loan_id = None
         if row.outcome == "approve" and hasattr(self.engine, "loans"):
             loan_id = f"loan-{row.id}"

@@ -22,6 +22,10 @@ _WHAT = {
         "您的信用额度将由{before}元调整为{limit}元{when_zh}。",
         "Your credit limit will change from {before} to {limit}{when_en}.",
     ),
+    "decrease_now": (
+        "您的信用额度已由{before}元调整为{limit}元。",
+        "Your credit limit has been changed from {before} to {limit}.",
+    ),
     "decrease_effective": ("您的信用额度已调整为{limit}元。", "Your credit limit is now {limit}."),
     "freeze": (
         "您的信用额度已暂停使用（暂停服务），我们将在{review}前重新评估。",
@@ -51,8 +55,8 @@ def build_notice(
     effective_on: dt.date | None = None,
     today: dt.date | None = None,
 ) -> dict[str, str]:
-    zh_what, en_what = _WHAT[action]
     later = effective_on is not None and today is not None and effective_on > today
+    zh_what, en_what = _WHAT["decrease_now" if action == "decrease" and not later else action]
     fields = {
         "limit": f"{limit:,.0f}",
         "before": f"{(before or 0):,.0f}",

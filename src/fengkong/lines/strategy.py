@@ -159,7 +159,7 @@ class LineStrategy:
             assert segment is not None and segment.change is not None
             last = line.get("last_increase_on")
             target = min(limit * (1 + segment.change), limit * (1 + g.max_increase_fraction), g.max_limit)
-            new_limit = math.floor(target / self.rounding) * self.rounding
+            new_limit = _round_down(target, self.rounding)
             if last is not None and (as_of - last).days < g.increase_cooling_off_days:
                 action, blocked, new_limit = "keep", "increase_cooling_off", limit
             elif new_limit <= limit:
@@ -167,7 +167,7 @@ class LineStrategy:
         elif proposed == "decrease":
             assert segment is not None and segment.change is not None
             last = line.get("last_increase_on")
-            new_limit = max(math.floor(limit * (1 - segment.change) / self.rounding) * self.rounding, outstanding)
+            new_limit = max(_round_down(limit * (1 - segment.change), self.rounding), outstanding)
             if last is not None and (as_of - last).days < g.increase_cooling_off_days:
                 action, blocked, new_limit = "keep", "increase_cooling_off", limit
             elif int(line["decreases_in_window"] or 0) >= g.max_decreases:
@@ -252,8 +252,8 @@ class LineStrategy:
         cooling = pl.col("last_increase_on").is_not_null() & (since_increase < g.increase_cooling_off_days)
         r = self.rounding
         up_target = pl.min_horizontal(limit * (1 + change), limit * (1 + g.max_increase_fraction), pl.lit(g.max_limit))
-        up_limit = (up_target / r).floor() * r
-        down_limit = pl.max_horizontal((limit * (1 - change) / r).floor() * r, outstanding)
+        up_limit = (up_target / r).round(9).floor() * r
+        down_limit = pl.max_horizontal((limit * (1 - change) / r).round(9).floor() * r, outstanding)
         frozen = status == "frozen"
         blocked = (
             pl.when(skipped | frozen)
@@ -330,6 +330,12 @@ class LineStrategy:
             (act.is_in(list(ADVERSE)) & ~pl.col("ever_restricted").fill_null(False)).alias("first_time"),
             reasons.alias("reasons"),
         )
+
+
+def _round_down(amount: float, step: float) -> float:
+    """Down to a multiple of ``step``; the quotient is first rounded to 9 places so that 11,000 × 0.7
+    (7,699.999… in floating point) is 7,700, not 7,600. The columnar path does the same."""
+    return math.floor(round(amount / step, 9)) * step
 
 
 def _utilisation(outstanding: pl.Expr, limit: pl.Expr) -> pl.Expr:
