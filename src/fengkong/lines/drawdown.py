@@ -232,29 +232,8 @@ class DrawdownDesk:
                 conn.execute(sa.insert(decisions), record)
                 audit.append(conn, "decision", decision_id, actor, record["content_hash"], now)
                 if outcome is Outcome.APPROVE:
-                    engine.lines.on_drawdown(conn, line_id, req.amount, now)
-                    loans = getattr(engine, "loans", None)
-                    if loans is not None:
-                        loan_id = loans.open_loan_in(
-                            conn,
-                            customer,
-                            f"{req.amount:.2f}",
-                            f"{line.apr:.6f}" if line.apr is not None else "0",
-                            req.term,
-                            req.method,
-                            line_id=line_id,
-                            loan_id=f"loan-{decision_id}",
-                            actor=actor,
-                        )
-                    conn.execute(
-                        sa.insert(events).values(
-                            event_id=decision_id,
-                            type="drawdown",
-                            customer_id=customer,
-                            occurred_at=now,
-                            received_at=now,
-                            payload=payload,
-                        )
+                    loan_id = self._pay_out(
+                        conn, customer, line, req.amount, req.term, req.method, decision_id, payload, now, actor
                     )
         except sa.exc.IntegrityError:
             if req.drawdown_id is not None:
@@ -290,6 +269,49 @@ class DrawdownDesk:
             Language(req.language),
         )
 
+    def _pay_out(
+        self,
+        conn: sa.Connection,
+        customer: str,
+        line: Any,
+        amount: float,
+        term: int,
+        method: str,
+        decision_id: str,
+        payload: dict[str, Any],
+        now: dt.datetime,
+        actor: str,
+        event_id: str | None = None,
+    ) -> str | None:
+        """In the caller's transaction: take the amount from the line, book the loan, record the drawdown event."""
+        engine = self.engine
+        engine.lines.on_drawdown(conn, line.id, amount, now)
+        loan_id = None
+        loans = getattr(engine, "loans", None)
+        if loans is not None:
+            loan_id = loans.open_loan_in(
+                conn,
+                customer,
+                f"{amount:.2f}",
+                f"{line.apr:.6f}" if line.apr is not None else "0",
+                term,
+                method,
+                line_id=line.id,
+                loan_id=f"loan-{decision_id}",
+                actor=actor,
+            )
+        conn.execute(
+            sa.insert(events).values(
+                event_id=event_id or decision_id,
+                type="drawdown",
+                customer_id=customer,
+                occurred_at=now,
+                received_at=now,
+                payload=payload,
+            )
+        )
+        return loan_id
+
     def release(self, decision_id: str, actor: str) -> str:
         """Pay out a held drawdown a person released: take it from the line and book the loan, in one transaction,
         exactly as an approval does. Refused (nothing changed) when the line is no longer active or the amount
@@ -311,29 +333,18 @@ class DrawdownDesk:
         payload = {"amount": inputs["amount"], "line_id": line_id, "payee_key": inputs["destination_account_key"]}
         with engine.db.begin() as conn:
             line = conn.execute(sa.select(credit_lines).where(credit_lines.c.id == line_id)).one()
-            engine.lines.on_drawdown(conn, line_id, float(inputs["amount"]), now)
-            loans = getattr(engine, "loans", None)
-            if loans is not None:
-                loans.open_loan_in(
-                    conn,
-                    row.customer_id,
-                    f"{inputs['amount']:.2f}",
-                    f"{line.apr:.6f}" if line.apr is not None else "0",
-                    inputs["term"],
-                    inputs["method"],
-                    line_id=line_id,
-                    loan_id=loan_id,
-                    actor=actor,
-                )
-            conn.execute(
-                sa.insert(events).values(
-                    event_id=f"release-{decision_id}",
-                    type="drawdown",
-                    customer_id=row.customer_id,
-                    occurred_at=now,
-                    received_at=now,
-                    payload=payload,
-                )
+            self._pay_out(
+                conn,
+                row.customer_id,
+                line,
+                float(inputs["amount"]),
+                inputs["term"],
+                inputs["method"],
+                decision_id,
+                payload,
+                now,
+                actor,
+                event_id=f"release-{decision_id}",
             )
             audit.append(conn, "drawdown_released", decision_id, actor[:64], audit.content_hash(payload), now)
         engine.online.observe(
