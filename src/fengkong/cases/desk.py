@@ -97,10 +97,8 @@ class CaseDesk:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._subscribers: dict[CaseType, list[Subscriber]] = {}
-        hashers = getattr(engine, "audit_hashers", None)
-        if isinstance(hashers, dict):
-            for kind in AUDIT_KINDS.values():
-                hashers[kind] = _action_hashes
+        for kind in AUDIT_KINDS.values():
+            engine.audit_hashers[kind] = _action_hashes
 
     # ------------------------------------------------------------------------------------------ opening
 
@@ -1019,13 +1017,8 @@ class CaseDesk:
         audit.append(conn, "decision", decision_id, actor, record["content_hash"], now)
         line_id = None
         if plan.open_line and record["outcome"] == Outcome.APPROVE.value:
-            lines = getattr(self.engine, "lines", None)
-            open_in = getattr(lines, "open_in", None)
-            if open_in is not None:
-                currency = self.engine.policy(original.policy_version).spec.currency
-                line_id = open_in(conn, {**record, "currency": currency}, now, actor)
-            else:  # TODO(lines): without the lines service the approval is recorded and no line opens
-                plan.notes.append("no lines service: the line was not opened")
+            currency = self.engine.policy(original.policy_version).spec.currency
+            line_id = self.engine.lines.open_in(conn, {**record, "currency": currency}, now, actor, actor_kind="case")
         return decision_id, line_id
 
     def _list_identifiers(self, conn: sa.Connection, row: Any, now: dt.datetime, actor: str) -> list[str]:
@@ -1097,10 +1090,8 @@ class CaseDesk:
             except Exception as exc:  # recorded for a person to finish; the resolution stands
                 follow_ups.append(self._follow_up(row.id, "protect_customer", exc))
         if plan.line_fix is not None:
-            lines = getattr(self.engine, "lines", None)
+            lines = self.engine.lines
             try:
-                if lines is None:
-                    raise FengkongError("lines_unavailable", "no lines service", None, 503)
                 if plan.line_fix["do"] == "restore":
                     lines.restore(plan.line_fix["line_id"], actor, ("LINE_APPEAL_UPHELD",), note)
                 else:
@@ -1168,30 +1159,23 @@ class CaseDesk:
         }
 
     def _line(self, line_id: str | None) -> dict[str, Any] | None:
-        lines = getattr(self.engine, "lines", None)
-        if line_id is None or lines is None:
+        if line_id is None:
             return None
         try:
-            found: dict[str, Any] = lines.get(line_id)
+            found: dict[str, Any] = self.engine.lines.get(line_id)
         except FengkongError:
             return None
         return found
 
     def _customer_lines(self, customer_id: str) -> list[dict[str, Any]]:
-        lines = getattr(self.engine, "lines", None)
-        fn = getattr(lines, "for_customer", None)
-        return list(fn(customer_id)) if fn is not None else []
+        return self.engine.lines.for_customer(customer_id)
 
     def _line_action(self, line_action_id: str | None) -> dict[str, Any] | None:
         """A line action with the customer it concerns, read from the lines service's tables (or None)."""
         if line_action_id is None:
             return None
-        from fengkong.store import tables
+        from fengkong.store.tables import credit_lines, line_actions
 
-        credit_lines = tables.metadata.tables.get("credit_lines")
-        line_actions = tables.metadata.tables.get("line_actions")
-        if credit_lines is None or line_actions is None:  # TODO(lines): no line store in this build
-            return None
         with self.engine.db.connect() as conn:
             found = conn.execute(
                 sa.select(line_actions, credit_lines.c.customer_id)

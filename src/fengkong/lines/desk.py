@@ -477,12 +477,8 @@ class LineDesk:
         return pl.DataFrame(rows, schema=schema)
 
     def _delinquency(self, as_of: dt.date) -> dict[str, dict[str, float]]:
-        """Days past due per line from the loans book, when there is one."""
-        loans = getattr(self.engine, "loans", None)
-        fn = getattr(loans, "line_delinquency", None)
-        if fn is None:
-            return {}
-        frame: pl.DataFrame = fn(as_of)
+        """Days past due per line from the loan book."""
+        frame: pl.DataFrame = self.engine.loans.line_delinquency(as_of)
         return {r["line_id"]: r for r in frame.to_dicts()}
 
     def review(

@@ -246,7 +246,7 @@ class DrawdownDesk:
                 observation("drawdown", decision_id, now, keys_from_payload(customer, payload), payload)
             )
         case_id = None
-        if outcome is Outcome.REVIEW and hasattr(engine, "cases"):
+        if outcome is Outcome.REVIEW:
             case_id = engine.cases.open(
                 "held_drawdown",
                 customer,
@@ -282,24 +282,21 @@ class DrawdownDesk:
         now: dt.datetime,
         actor: str,
         event_id: str | None = None,
-    ) -> str | None:
+    ) -> str:
         """In the caller's transaction: take the amount from the line, book the loan, record the drawdown event."""
         engine = self.engine
         engine.lines.on_drawdown(conn, line.id, amount, now)
-        loan_id = None
-        loans = getattr(engine, "loans", None)
-        if loans is not None:
-            loan_id = loans.open_loan_in(
-                conn,
-                customer,
-                f"{amount:.2f}",
-                f"{line.apr:.6f}" if line.apr is not None else "0",
-                term,
-                method,
-                line_id=line.id,
-                loan_id=f"loan-{decision_id}",
-                actor=actor,
-            )
+        loan_id: str = engine.loans.open_loan_in(
+            conn,
+            customer,
+            f"{amount:.2f}",
+            f"{line.apr:.6f}" if line.apr is not None else "0",
+            term,
+            method,
+            line_id=line.id,
+            loan_id=f"loan-{decision_id}",
+            actor=actor,
+        )
         conn.execute(
             sa.insert(events).values(
                 event_id=event_id or decision_id,
@@ -360,7 +357,7 @@ class DrawdownDesk:
         if row.kind != "drawdown" or row.request_hash != request_hash:
             raise FengkongError("conflict", "drawdown_id was already used for a different request", "drawdown_id", 409)
         case_id = None
-        if hasattr(self.engine, "cases") and row.outcome == "review":
+        if row.outcome == "review":
             case_id = self.engine.cases.open(
                 "held_drawdown",
                 row.customer_id,
@@ -370,7 +367,7 @@ class DrawdownDesk:
                 actor="replay",
             )["case_id"]
         loan_id = None
-        if row.outcome == "approve" and hasattr(self.engine, "loans"):
+        if row.outcome == "approve":
             loan_id = f"loan-{row.id}"
         return DrawdownDecision(
             row.id,

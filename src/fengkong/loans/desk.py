@@ -100,15 +100,10 @@ class LoanDesk:
         # without one. Read again every BORROWERS_TTL seconds: a loan booked by another replica is seen within that.
         self._borrowers: set[str] = set()
         self._borrowers_read = -float("inf")
-        hashers = getattr(engine, "audit_hashers", None)
-        if isinstance(hashers, dict):
-            hashers.update(
-                {
-                    "loan_opened": _loan_hashes,
-                    "loan_repaid": _repayment_hashes,
-                    "collection_contact": _contact_hashes,
-                }
-            )
+        # what the audit chain vouches for: re-hashed by verify_audit
+        engine.audit_hashers.update(
+            {"loan_opened": _loan_hashes, "loan_repaid": _repayment_hashes, "collection_contact": _contact_hashes}
+        )
 
     # ------------------------------------------------------------------------------------------ opening
 
@@ -364,7 +359,7 @@ class LoanDesk:
                     now,
                 )
             principal = alloc.total("principal")
-            if principal and loan.line_id is not None and hasattr(self.engine, "lines"):
+            if principal and loan.line_id is not None:
                 # the line's available amount comes back in the same transaction as the repayment
                 self.engine.lines.on_principal_repaid(conn, loan.line_id, float(from_cents(principal)), now)
             stored = conn.execute(sa.select(loan_repayments).where(loan_repayments.c.id == repayment_id)).one()
@@ -1049,9 +1044,7 @@ class LoanDesk:
     def _open_complaint_case(
         self, customer_id: str, pause_id: str, reason: str, event_id: str | None, actor: str
     ) -> str | None:
-        cases = getattr(self.engine, "cases", None)
-        if cases is None:  # the cases service is not part of this engine: the pause stands alone
-            return None
+        cases = self.engine.cases
         try:
             case = cases.open(
                 "complaint",
