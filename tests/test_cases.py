@@ -410,3 +410,48 @@ def test_replay_under_the_version_in_force_and_another(sqlite_engine: Any, appli
     with pytest.raises(FengkongError) as info:
         engine.cases.replay(decision.decision_id, "no-such-version")
     assert (info.value.code, info.value.field, info.value.status) == ("unknown_policy_version", "policy_version", 404)
+
+
+def test_a_batch_of_cases_opens_in_one_go_in_order_once_per_source(engine: Any) -> None:
+    first = engine.cases.open("complaint", "cust-m1", event_id="evt-m1", evidence={"category": "service"}, actor=A1)
+    chain = audit_kinds_count(engine)
+    answers = engine.cases.open_many(
+        [
+            {"type": "complaint", "customer_id": "cust-m2", "event_id": "evt-m2", "priority": 1},
+            {"type": "complaint", "customer_id": "cust-m1", "event_id": "evt-m1"},  # already open
+            {"type": "complaint", "customer_id": "cust-m2", "event_id": "evt-m2"},  # named twice in the batch
+            {"type": "held_drawdown", "customer_id": "cust-m3", "evidence": {"amount": 8000}},  # manual: always new
+        ],
+        actor="system",
+    )
+    assert [a["created"] for a in answers] == [True, False, False, True]
+    assert answers[1]["case_id"] == first["case_id"] and answers[2]["case_id"] == answers[0]["case_id"]
+    assert [a["customer_id"] for a in answers] == ["cust-m2", "cust-m1", "cust-m2", "cust-m3"]
+    # what the batch answers is what is stored, and each new case's opening step is in the audit chain
+    for answer in (answers[0], answers[3]):
+        stored = engine.cases.get(answer["case_id"])
+        assert {k: stored[k] for k in ("type", "priority", "due_at", "source", "created_at")} == {
+            k: answer[k] for k in ("type", "priority", "due_at", "source", "created_at")
+        }
+    assert audit_kinds_count(engine) == chain + 2
+    assert engine.verify_audit().ok
+    # a bad request refuses the whole batch, naming the field, and opens nothing
+    before = len(engine.cases.list(limit=500))
+    with pytest.raises(FengkongError) as bad:
+        engine.cases.open_many(
+            [
+                {"type": "complaint", "customer_id": "cust-m4", "event_id": "evt-m4"},
+                {"type": "complaint", "customer_id": "cust-m5", "event_id": "evt-m5", "priority": 9},
+            ]
+        )
+    assert bad.value.field == "priority"
+    with pytest.raises(FengkongError) as foreign:  # an alert of another customer
+        alert = store_alert(engine, "cust-m6", "alert")
+        engine.cases.open_many([{"type": "fraud_alert", "customer_id": "cust-m7", "alert_id": alert}])
+    assert foreign.value.code == "alert_customer_mismatch"
+    assert len(engine.cases.list(limit=500)) == before
+
+
+def audit_kinds_count(engine: Any) -> int:
+    with engine.db.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(audit_log)).scalar_one())

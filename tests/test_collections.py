@@ -190,3 +190,35 @@ def test_resolving_the_complaint_case_ends_the_pause(engine: Any) -> None:
     engine.cases.resolve(pause["case_id"], "key:analyst1", "upheld", "spoke to the collector's team; apology sent")
     assert not engine.loans.paused("cust-cx")
     assert engine.loans.contact(loan_id, "sms", "customer", "key:c1")["allowed"] is True
+
+
+def test_collector_complaints_in_one_batch_each_pause_contact_once_with_their_own_case(engine: Any) -> None:
+    def complaint(event_id: str, customer: str, category: str = "collector") -> dict[str, Any]:
+        return {
+            "type": "complaint",
+            "event_id": event_id,
+            "customer_id": customer,
+            "occurred_at": "2026-06-02T09:30:00+08:00",
+            "category": category,
+        }
+
+    batch = [complaint("cb-1", "cust-b1"), complaint("cb-2", "cust-b2"), complaint("cb-3", "cust-b3", "service")]
+    engine.ingest(batch)
+    engine.ingest([complaint("cb-1", "cust-b1"), complaint("cb-4", "cust-b1")])  # a retry, and a second one
+    with engine.db.connect() as conn:
+        pauses = conn.execute(
+            sa.text("SELECT customer_id, source, case_id FROM collection_pauses ORDER BY source")
+        ).all()
+    assert [(p.customer_id, p.source) for p in pauses] == [
+        ("cust-b1", "event:cb-1"), ("cust-b2", "event:cb-2"), ("cust-b1", "event:cb-4"),
+    ]  # fmt: skip
+    cases = [engine.cases.get(p.case_id) for p in pauses]
+    assert len({c["case_id"] for c in cases}) == 3
+    assert [(c["type"], c["event_id"], c["evidence"]["category"]) for c in cases] == [
+        ("complaint", "cb-1", "collector"), ("complaint", "cb-2", "collector"), ("complaint", "cb-4", "collector"),
+    ]  # fmt: skip
+    # the complaint hook found the pause's case for the same event: one case per complaint event, no more
+    complaints = engine.cases.list(type="complaint", limit=50)
+    assert sorted(c["event_id"] for c in complaints) == ["cb-1", "cb-2", "cb-3", "cb-4"]
+    assert engine.loans.paused("cust-b1") and engine.loans.paused("cust-b2") and not engine.loans.paused("cust-b3")
+    assert engine.verify_audit().ok

@@ -429,3 +429,73 @@ def test_cli_ingest_twice_then_a_bad_file(tmp_path: Path) -> None:
         ids = set(stored(check))
         assert ids == {e["event_id"] for e in EXAMPLE_EVENTS} | {"cli-1", "cli-3"}
         assert check.online_features("cust-cli", as_of=T)["customer_failed_logins_1h"] == 2.0
+
+
+def test_remembered_keyed_hashes_are_the_keyed_hashes_and_the_memory_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import hashlib
+    import hmac
+
+    import fengkong.pii as pii
+
+    monkeypatch.setattr(pii, "RECENT_HASHES", 3)
+    vault = pii.PiiVault(TEST_SECRET.encode())
+    other = pii.PiiVault(b"another-deployment-secret-0123456789abcdef")
+    digests = [sha256_hex(f"dev-{i}") for i in range(10)]
+    first = [vault.keyed_hash("device", d) for d in digests]
+    again = [vault.keyed_hash("device", d) for d in reversed(digests)][::-1]  # from memory, or after a reset
+    assert first == again and len(set(first)) == 10
+    assert len(vault._recent) <= 3  # never more than the bound
+    # the remembered value is exactly HMAC-SHA256 under the deployment's derived key, per kind and secret
+    key = hmac.new(TEST_SECRET.encode(), b"fengkong/pii-hash/v1", hashlib.sha256).digest()
+    assert first[0] == hmac.new(key, f"device:{digests[0]}".encode(), hashlib.sha256).hexdigest()
+    assert vault.keyed_hash("ip", digests[0]) != first[0] != other.keyed_hash("device", digests[0])
+
+
+def test_the_lean_sqlite_insert_writes_exactly_what_sqlalchemys_types_write(tmp_path: Path) -> None:
+    from sqlalchemy.dialects import sqlite
+
+    from fengkong.events.store import insert_new
+    from fengkong.store.db import create_db_engine, migrate
+
+    db = create_db_engine(f"sqlite:///{tmp_path / 'lean.db'}")
+    migrate(db)
+    moments = [
+        dt.datetime(2024, 2, 29, 23, 59, 59, 999_999, tzinfo=dt.UTC),
+        dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC),  # no microseconds
+    ]
+    payload = {"amount": 12.5, "note": "退款 \"quoted\"", "device_id_key": "ab" * 32, "nested": {"a": [1, None]}}
+
+    def row(event_id: str, moment: dt.datetime) -> dict[str, Any]:
+        return {
+            "event_id": event_id,
+            "type": "payment",
+            "customer_id": "c-1",
+            "occurred_at": moment,
+            "received_at": moment,
+            "payload": payload,
+        }
+
+    with db.begin() as conn:
+        assert insert_new(conn, [row(f"lean-{i}", m) for i, m in enumerate(moments)]) == {"lean-0", "lean-1"}
+        conn.execute(sqlite.insert(events), [row(f"typed-{i}", m) for i, m in enumerate(moments)])
+        assert insert_new(conn, [row("lean-0", moments[0]), row("lean-2", moments[0])]) == {"lean-2"}
+    with db.connect() as conn:
+        raw = {
+            r.event_id: r[1:]
+            for r in conn.execute(sa.text("SELECT event_id, occurred_at, received_at, payload FROM events"))
+        }
+        # the stored text is the same, so time-range queries (compared as text in SQLite) see both alike
+        assert raw["lean-0"] == raw["typed-0"] and raw["lean-1"] == raw["typed-1"]
+        edge = moments[1]
+        found = conn.execute(sa.select(events.c.event_id).where(events.c.occurred_at >= edge)).scalars().all()
+        assert sorted(found) == ["lean-1", "typed-1"]
+        back = conn.execute(sa.select(events).where(events.c.event_id == "lean-1")).one()
+    assert back.payload == payload and back.occurred_at.replace(tzinfo=dt.UTC) == moments[1]
+    # a moment in another zone is stored as its UTC time (the engine hands over UTC; typed SQLite drops zones)
+    beijing = moments[1].astimezone(dt.timezone(dt.timedelta(hours=8)))
+    with db.begin() as conn:
+        insert_new(conn, [row("lean-cst", beijing)])
+        stored = conn.execute(sa.text("SELECT occurred_at FROM events WHERE event_id = 'lean-cst'")).scalar_one()
+    assert stored == raw["typed-1"][0] == "2026-11-23 02:00:00.000000"

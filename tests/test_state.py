@@ -536,3 +536,20 @@ def test_memory_and_redis_agree_with_a_brute_force_recount(redis_client: Any, op
         assert memory.size() == redis_state.size()
     finally:
         redis_state.clear()
+
+
+def test_idle_keys_are_forgotten_so_memory_follows_the_traffic_not_every_key_ever_seen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import fengkong.state.memory as memory
+
+    monkeypatch.setattr(memory, "SWEEP_EVERY", 50)
+    state = MemoryState()
+    for i in range(1_000):  # a new device every minute for 1,000 minutes, each seen once
+        state.add("device_logins_1h", f"d{i}", T0 + i * MINUTE, f"e{i}", 1.0, HOUR)
+    # only the devices of the last hour (plus those since the last sweep) are held
+    assert held(state) <= 60 + 50
+    now = T0 + 999 * MINUTE
+    assert state.count("device_logins_1h", "d999", now - HOUR, now) == 1
+    assert state.count("device_logins_1h", "d940", now - HOUR, now) == 1  # within the hour: kept
+    assert state.count("device_logins_1h", "d0", -math.inf, math.inf) == 0  # idle for 16 h: forgotten

@@ -24,6 +24,7 @@ from cryptography.fernet import Fernet
 SECRET_ENV = "FENGKONG_SECRET_KEY"  # noqa: S105 - the name of a variable
 SECRET_FILE_ENV = "FENGKONG_SECRET_FILE"  # noqa: S105
 MIN_SECRET_BYTES = 32
+RECENT_HASHES = 200_000  # keyed hashes remembered (about 60 MB at most); then the map starts afresh
 
 
 class SecretKeyError(RuntimeError):
@@ -58,12 +59,22 @@ class PiiVault:
 
     def __init__(self, secret: bytes) -> None:
         self._hash_key = hmac.new(secret, b"fengkong/pii-hash/v1", hashlib.sha256).digest()
+        self._recent: dict[str, str] = {}
         enc_key = hmac.new(secret, b"fengkong/pii-encrypt/v1", hashlib.sha256).digest()
         self._fernet = Fernet(base64.urlsafe_b64encode(enc_key))
 
     def keyed_hash(self, kind: str, sha256_hex: str) -> str:
-        """The stored form of an identifier, from the SHA-256 of its normalised value."""
-        return hmac.new(self._hash_key, f"{kind}:{sha256_hex}".encode(), hashlib.sha256).hexdigest()
+        """The stored form of an identifier, from the SHA-256 of its normalised value.
+
+        Devices, IPs and payees recur in every event stream, so recent answers are remembered (a bounded map
+        from SHA-256 to keyed hash, never the raw value; the secret itself is in the same memory)."""
+        text = f"{kind}:{sha256_hex}"
+        known = self._recent.get(text)
+        if known is None:
+            if len(self._recent) >= RECENT_HASHES:
+                self._recent.clear()
+            known = self._recent[text] = hmac.new(self._hash_key, text.encode(), hashlib.sha256).hexdigest()
+        return known
 
     def encrypt(self, values: dict[str, str]) -> str:
         return self._fernet.encrypt(json.dumps(values, sort_keys=True).encode()).decode()

@@ -8,6 +8,7 @@ engine.explain(decision.decision_id)      # analyst and customer views, replayed
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import heapq
 import json
@@ -28,6 +29,7 @@ from fengkong.applications import ApplicationIn
 from fengkong.domain import Language, Outcome, Role, new_id
 from fengkong.errors import FengkongError, FieldProblem, from_validation_error, not_found
 from fengkong.events.ingest import IngestResult, keys_from_payload, observation, parse_events, protect
+from fengkong.events.store import insert_new
 from fengkong.explain import analyst_view, customer_view
 from fengkong.features.application import application_features
 from fengkong.features.graph import EntityGraph
@@ -812,10 +814,8 @@ class Engine:
             ids = [r["event_id"] for r in rows]
             existing = set(conn.execute(sa.select(events.c.event_id).where(events.c.event_id.in_(ids))).scalars())
             new_rows = [r for r in rows if r["event_id"] not in existing]
-            if new_rows:
-                # ON CONFLICT DO NOTHING: a concurrent batch carrying the same new event wins the race; ours then
-                # reports it as a duplicate instead of failing, and it is counted once.
-                inserted = set(conn.execute(self._insert_new_events(), new_rows).scalars())
+            if new_rows:  # a concurrent batch may have stored one meanwhile: ours then reports it as a duplicate
+                inserted = insert_new(conn, new_rows)
                 existing |= {r["event_id"] for r in new_rows if r["event_id"] not in inserted}
         policy = self.policy()
         raised: list[dict[str, Any]] = []
@@ -829,7 +829,7 @@ class Engine:
                 observation(event.type, event.event_id, occurred, keys, payload), payload.get("outcome")
             )
             result.accepted.append(event.event_id)
-            if policy.triggers_for(event.type):
+            if policy.wakes(event.type):
                 raised.extend(self._fire_triggers(policy, event.type, event.event_id, keys, occurred))
         if raised:
             self._store_alerts(raised, actor)
@@ -843,19 +843,6 @@ class Engine:
         metrics.EVENTS.inc(len(result.accepted))
         return result
 
-    def _insert_new_events(self) -> Any:
-        if self.db.dialect.name == "postgresql":
-            from sqlalchemy.dialects import postgresql
-
-            return (
-                postgresql.insert(events)
-                .on_conflict_do_nothing(index_elements=["event_id"])
-                .returning(events.c.event_id)
-            )
-        from sqlalchemy.dialects import sqlite
-
-        return sqlite.insert(events).on_conflict_do_nothing(index_elements=["event_id"]).returning(events.c.event_id)
-
     def _fire_triggers(
         self, policy: CompiledPolicy, event_type: str, event_id: str, keys: Mapping[str, str], occurred: dt.datetime
     ) -> list[dict[str, Any]]:
@@ -864,7 +851,7 @@ class Engine:
         features = self.online.features(keys, occurred.timestamp(), only=needed)
         if needed & _LIST_FEATURES:  # a database look-up: only when a woken trigger reads a list
             features.update(self._list_features(keys["customer"], keys, occurred))
-        if any(name.startswith("loan_") for name in needed):  # post-loan features: the loan book, as of the event
+        if _reads_loan_book(needed):  # post-loan features: the loan book, as of the event
             if self.loans.has_loans(keys["customer"]):
                 features.update(self.loans.customer_features(keys["customer"], occurred))
             else:
@@ -1297,6 +1284,14 @@ MAX_EVENTS_PER_BATCH = 10_000
 REALISED_BAD_DPD = 90  # a live approval counts as bad once a loan on its line is this many days past due
 _LIST_FEATURES = frozenset({"list_blacklist_hit", "list_watchlist_hit", "customer_protected"})
 _LOAN_EVENTS = frozenset({"repayment", "complaint"})  # events engine.loans.on_events acts on
+
+
+@functools.lru_cache(maxsize=256)
+def _reads_loan_book(needed: frozenset[str]) -> bool:
+    """Whether a set of trigger inputs names a post-loan feature (a few sets, asked per event: cached)."""
+    return any(name.startswith("loan_") for name in needed)
+
+
 REDIS_URL_ENV = "FENGKONG_REDIS_URL"
 
 

@@ -21,6 +21,7 @@ import logging
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -72,6 +73,15 @@ AUDIT_KINDS = {
 LISTED_KINDS = ("id_number", "phone", "bank_card", "device")
 MAX_LIMIT = 10_000_000.0
 _COMPARED = ("outcome", "reasons", "limit", "apr")  # what a replay must give again for a decision to reproduce
+
+
+@dataclass(slots=True)
+class _NewCase:
+    """A case checked and ready to insert, with what its opening step records."""
+
+    record: dict[str, Any]
+    note: str | None
+    sla_hours: float
 
 
 @dataclass(slots=True)
@@ -127,6 +137,94 @@ class CaseDesk:
         with none of them is a manual one and always new. ``message`` (a customer's own words) is stored
         encrypted. The due time is now plus the SLA of the type in the active policy (``cases.sla_hours``).
         """
+        new = self._prepare(
+            type,
+            customer_id,
+            decision_id=decision_id,
+            alert_id=alert_id,
+            line_id=line_id,
+            line_action_id=line_action_id,
+            event_id=event_id,
+            evidence=evidence,
+            priority=priority,
+            message=message,
+            language=language,
+            note=note,
+            source=source,
+            actor=actor,
+        )
+        record = new.record
+        self._check_subjects(record["customer_id"], record["decision_id"], record["alert_id"])
+        existing = self._by_source(record["source"])
+        if existing is not None:
+            return self._existing(existing, record["customer_id"])
+        try:
+            with self.engine.db.begin() as conn:
+                self._insert(conn, [new])
+        except sa.exc.IntegrityError:
+            # The same source opened concurrently elsewhere: that case is the case.
+            again = self._by_source(record["source"])
+            if again is None:
+                raise
+            return self._existing(again, record["customer_id"])
+        log.info("case %s opened type=%s source=%s", record["id"], record["type"], record["source"].split(":", 1)[0])
+        return {**self._summary(self._row(record["id"])), "created": True}
+
+    def open_many(self, requests: Sequence[Mapping[str, Any]], actor: str = "python") -> list[dict[str, Any]]:
+        """Open many cases in one transaction (an ingested batch's alerts and complaints): each request holds
+        the keyword arguments of :meth:`open`, and the answers come back in the same order. A source already
+        open, or named twice, gives its one case; if another writer opens one of these sources meanwhile, the
+        batch falls back to opening them one by one."""
+        prepared = [self._prepare(**{"actor": actor, **dict(r)}) for r in requests]
+        if not prepared:
+            return []
+        self._check_subjects_many(prepared)
+        sources = list(dict.fromkeys(p.record["source"] for p in prepared))
+        with self.engine.db.connect() as conn:
+            known = {row.source: row for row in conn.execute(sa.select(cases).where(cases.c.source.in_(sources)))}
+        fresh: dict[str, _NewCase] = {}
+        for p in prepared:
+            source = p.record["source"]
+            if source not in known and source not in fresh:
+                fresh[source] = p
+        if fresh:
+            try:
+                with self.engine.db.begin() as conn:
+                    self._insert(conn, list(fresh.values()))
+            except sa.exc.IntegrityError:
+                return [self.open(**{"actor": actor, **dict(r)}) for r in requests]
+        answers = []
+        for p in prepared:
+            source = p.record["source"]
+            mine = fresh.get(source)
+            if mine is p:
+                answers.append({**self._summary(SimpleNamespace(**mine.record)), "created": True})
+            elif mine is not None:  # the same source twice in the batch: the first opened it
+                answers.append({**self._summary(SimpleNamespace(**mine.record)), "created": False})
+            else:
+                answers.append(self._existing(known[source], p.record["customer_id"]))
+        log.info("%d cases opened in one batch", len(fresh))
+        return answers
+
+    def _prepare(
+        self,
+        type: str,
+        customer_id: str,
+        *,
+        decision_id: str | None = None,
+        alert_id: str | None = None,
+        line_id: str | None = None,
+        line_action_id: str | None = None,
+        event_id: str | None = None,
+        evidence: Mapping[str, Any] | None = None,
+        priority: int | None = None,
+        message: str | None = None,
+        language: str = "zh",
+        note: str | None = None,
+        source: str | None = None,
+        actor: str = "python",
+    ) -> _NewCase:
+        """A checked case row, ready to insert: every bad argument is refused here, before anything is read."""
         kind = case_type(type)
         customer_id = _check_ref(customer_id, "customer_id")
         prio = DEFAULT_PRIORITY[kind] if priority is None else check_priority(priority)
@@ -150,10 +248,6 @@ class CaseDesk:
             source = f"{kind.value}:{named[0]}:{named[1]}" if named else f"{kind.value}:manual:{case_id}"
         elif not isinstance(source, str) or not 1 <= len(source) <= 128:
             raise FengkongError("invalid_field", "source: 1 to 128 characters", "source", 422)
-        self._check_subjects(customer_id, refs["decision"], refs["alert"])
-        existing = self._by_source(source)
-        if existing is not None:
-            return self._existing(existing, customer_id)
         now = _now()
         hours = self._sla_hours(kind)
         record = {
@@ -182,18 +276,14 @@ class CaseDesk:
             "result": None,
             "seq": 1,
         }
-        try:
-            with self.engine.db.begin() as conn:
-                conn.execute(sa.insert(cases).values(**record))
-                self._record(conn, case_id, 1, actor, "opened", None, note, {"source": source, "sla_hours": hours}, now)
-        except sa.exc.IntegrityError:
-            # The same source opened concurrently elsewhere: that case is the case.
-            again = self._by_source(source)
-            if again is None:
-                raise
-            return self._existing(again, customer_id)
-        log.info("case %s opened type=%s source=%s", case_id, kind.value, source.split(":", 1)[0])
-        return {**self._summary(self._row(case_id)), "created": True}
+        return _NewCase(record, note, hours)
+
+    def _insert(self, conn: sa.Connection, new: Sequence[_NewCase]) -> None:
+        conn.execute(sa.insert(cases), [n.record for n in new])
+        for n in new:
+            r = n.record
+            details = {"source": r["source"], "sla_hours": n.sla_hours}
+            self._record(conn, r["id"], 1, r["opened_by"], "opened", None, n.note, details, r["created_at"])
 
     def _existing(self, row: Any, customer_id: str) -> dict[str, Any]:
         if row.customer_id != customer_id:
@@ -234,6 +324,30 @@ class CaseDesk:
                         422,
                     )
 
+    def _check_subjects_many(self, prepared: Sequence[_NewCase]) -> None:
+        """:meth:`_check_subjects` for a batch, with one query per table."""
+        wanted = {
+            (table, name): {p.record[name]: p.record["customer_id"] for p in prepared if p.record[name] is not None}
+            for table, name in ((decisions, "decision_id"), (alerts, "alert_id"))
+        }
+        with self.engine.db.connect() as conn:
+            for (table, name), asked in wanted.items():
+                if not asked:
+                    continue
+                query = sa.select(table.c.id, table.c.customer_id).where(table.c.id.in_(list(asked)))
+                owners = {ref: owner for ref, owner in conn.execute(query)}
+                for ref, customer in asked.items():
+                    if ref not in owners:
+                        raise not_found(name.removesuffix("_id"), ref, name)
+                    if owners[ref] != customer:
+                        what = name.removesuffix("_id")
+                        raise FengkongError(
+                            f"{what}_customer_mismatch",
+                            f"{what} {ref} belongs to another customer, not {customer!r}",
+                            name,
+                            422,
+                        )
+
     def _sla_hours(self, kind: CaseType) -> float:
         try:
             configured = self.engine.policy().spec.cases.sla_hours
@@ -265,49 +379,50 @@ class CaseDesk:
     def on_alerts(self, rows: Iterable[Mapping[str, Any]], actor: str = "python") -> list[str]:
         """Cases for stored alerts: action ``open_case`` opens a fraud_alert case, ``early_warning`` an
         early_warning case; other actions (alert, freeze_line) open none. Idempotent per alert."""
-        opened = []
+        requests = []
         for row in rows:
             kind = {"open_case": CaseType.FRAUD_ALERT, "early_warning": CaseType.EARLY_WARNING}.get(row["action"])
             if kind is None:
                 continue
-            case = self.open(
-                kind,
-                row["customer_id"],
-                alert_id=row["id"],
-                evidence={
-                    "trigger_id": row["trigger_id"],
-                    "reason": row["reason"],
-                    "event_id": row["event_id"],
-                    "policy_version": row["policy_version"],
-                    "features": row.get("features") or {},
-                },
-                actor=_actor(actor),
+            requests.append(
+                {
+                    "type": kind,
+                    "customer_id": row["customer_id"],
+                    "alert_id": row["id"],
+                    "evidence": {
+                        "trigger_id": row["trigger_id"],
+                        "reason": row["reason"],
+                        "event_id": row["event_id"],
+                        "policy_version": row["policy_version"],
+                        "features": row.get("features") or {},
+                    },
+                }
             )
-            opened.append(str(case["case_id"]))
-        return opened
+        return [str(case["case_id"]) for case in self.open_many(requests, _actor(actor))]
 
     def on_complaints(self, complaints: Iterable[Any], actor: str = "python") -> list[str]:
         """A complaint case per complaint event (objects or dicts with event_id, customer_id, category)."""
-        opened = []
+        requests = []
         for item in complaints:
             fields = ("event_id", "customer_id", "category", "occurred_at")
             got = dict(item) if isinstance(item, Mapping) else {k: getattr(item, k, None) for k in fields}
             category = got.get("category") or "other"
             occurred = got.get("occurred_at")
-            case = self.open(
-                CaseType.COMPLAINT,
-                str(got["customer_id"]),
-                event_id=str(got["event_id"]),
-                evidence={
-                    "category": category,
-                    "occurred_at": occurred.isoformat() if isinstance(occurred, dt.datetime) else occurred,
-                },
-                # a customer reporting fraud or a scam may be losing money now; a collector complaint pauses contact
-                priority={"fraud": 1, "scam": 1, "unauthorised": 1, "collector": 2}.get(category, 3),
-                actor=_actor(actor),
+            requests.append(
+                {
+                    "type": CaseType.COMPLAINT,
+                    "customer_id": str(got["customer_id"]),
+                    "event_id": str(got["event_id"]),
+                    "evidence": {
+                        "category": category,
+                        "occurred_at": occurred.isoformat() if isinstance(occurred, dt.datetime) else occurred,
+                    },
+                    # a customer reporting fraud or a scam may be losing money now; a collector complaint pauses
+                    # contact
+                    "priority": {"fraud": 1, "scam": 1, "unauthorised": 1, "collector": 2}.get(category, 3),
+                }
             )
-            opened.append(str(case["case_id"]))
-        return opened
+        return [str(case["case_id"]) for case in self.open_many(requests, _actor(actor))]
 
     def sweep(self, actor: str = "sweep", limit: int = 1000) -> dict[str, int]:
         """Open the cases a source should have opened but did not (a crash between a decision and its case, alerts

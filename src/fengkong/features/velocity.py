@@ -127,10 +127,14 @@ class Velocity:
     def __init__(self, specs: Iterable[WindowSpec], state: Any) -> None:
         self.specs = tuple(specs)
         self.state = state
-        self._by_event: dict[str, list[WindowSpec]] = {}
+        self._by_name = {spec.name: spec for spec in self.specs}
+        # per event type, the windows it feeds as plain tuples: observe runs for every event
+        self._plan: dict[str, list[tuple[str, str, str, str, str | None, tuple[tuple[str, Any], ...], float]]] = {}
         for spec in self.specs:
+            where = tuple(spec.where.items())
+            step = (spec.name, spec.entity, spec.agg, spec.of or "", spec.field, where, spec.seconds)
             for event_type in spec.events:
-                self._by_event.setdefault(event_type, []).append(spec)
+                self._plan.setdefault(event_type, []).append(step)
 
     @property
     def horizon(self) -> float:
@@ -138,20 +142,21 @@ class Velocity:
         return max((s.seconds for s in self.specs), default=0.0)
 
     def observe(self, obs: Observation) -> None:
-        for spec in self._by_event.get(obs.event_type, ()):
-            key = obs.keys.get(spec.entity)
-            if key is None or any(obs.fields.get(k) != v for k, v in spec.where.items()):
+        keys, fields, add = obs.keys, obs.fields, self.state.add
+        for name, entity, agg, of, field_name, where, seconds in self._plan.get(obs.event_type, ()):
+            key = keys.get(entity)
+            if key is None or (where and any(fields.get(k) != v for k, v in where)):
                 continue
-            if spec.agg == "distinct":
-                item = obs.keys.get(spec.of or "")
+            if agg == "distinct":
+                item = keys.get(of)
                 if item is not None:
-                    self.state.add(spec.name, key, obs.ts, item, 0.0, spec.seconds)
-            elif spec.agg == "count":
-                self.state.add(spec.name, key, obs.ts, obs.event_id, 1.0, spec.seconds)
+                    add(name, key, obs.ts, item, 0.0, seconds)
+            elif agg == "count":
+                add(name, key, obs.ts, obs.event_id, 1.0, seconds)
             else:
-                value = obs.amount if spec.field is None else obs.fields.get(spec.field)
+                value = obs.amount if field_name is None else fields.get(field_name)
                 if isinstance(value, int | float) and not isinstance(value, bool):
-                    self.state.add(spec.name, key, obs.ts, obs.event_id, float(value), spec.seconds)
+                    add(name, key, obs.ts, obs.event_id, float(value), seconds)
 
     def features(
         self, keys: Mapping[str, str], now: float, only: Collection[str] | None = None
@@ -159,7 +164,8 @@ class Velocity:
         """Every window feature (or those named in ``only``) for these entities as of ``now``; missing when
         the entity is unknown."""
         out: dict[str, float | None] = {}
-        for spec in self.specs if only is None else (s for s in self.specs if s.name in only):
+        by_name = self._by_name
+        for spec in self.specs if only is None else [by_name[n] for n in only if n in by_name]:
             key = keys.get(spec.entity)
             if key is None:
                 out[spec.name] = None

@@ -759,14 +759,16 @@ class LoanDesk:
                     alert = self._apply_repayment_event(event, actor)
                     if alert is not None:
                         raised.append(alert)
-        for event in stored:
-            if event.type == "complaint" and getattr(event, "category", None) == "collector":
-                try:
-                    self.pause_collections(
-                        event.customer_id, "collector_complaint", actor=actor, event_id=event.event_id
-                    )
-                except Exception as exc:  # the stored complaint still pauses contact: see _paused
-                    log.error("pause for complaint %s not recorded: %s", event.event_id, type(exc).__name__)
+        collector = [
+            (e.customer_id, e.event_id)
+            for e in stored
+            if e.type == "complaint" and getattr(e, "category", None) == "collector"
+        ]
+        if collector:
+            try:
+                self._pause_many(collector, "collector_complaint", actor)
+            except Exception as exc:  # the stored complaints still pause contact: see _paused
+                log.error("pauses for %d complaints not recorded: %s", len(collector), type(exc).__name__)
         return raised
 
     def _apply_repayment_event(self, event: Any, actor: str) -> dict[str, Any] | None:
@@ -970,43 +972,72 @@ class LoanDesk:
         """Stop all contact with a customer (a complaint about a collector) and open a complaint case. The pause
         holds until the case is resolved or someone lifts it (``resume_collections``). One pause per complaint
         event: the same event again returns the same pause."""
-        _check_ref(customer_id, "customer_id")
+        return self._pause_many([(customer_id, event_id)], reason, actor)[0]
+
+    def _pause_many(self, asked: Sequence[tuple[str, str | None]], reason: str, actor: str) -> list[dict[str, Any]]:
+        """Pauses for (customer, complaint event) pairs, with their complaint cases opened in one batch and the
+        pauses written in one transaction (an ingested batch's collector complaints)."""
+        for customer_id, _event in asked:
+            _check_ref(customer_id, "customer_id")
         if not isinstance(reason, str) or not _REF.match(reason):
             raise FengkongError("invalid_field", "reason: a short code such as collector_complaint", "reason", 422)
-        source = f"event:{event_id}" if event_id else f"manual:{actor}"[:80]
-        if event_id is not None:
-            with self.engine.db.connect() as conn:
-                known = conn.execute(
-                    sa.select(collection_pauses).where(collection_pauses.c.source == source)
-                ).one_or_none()
-            if known is not None:
-                return {"pause_id": known.id, "customer_id": known.customer_id, "case_id": known.case_id}
-        pause_id = new_id("pau")
-        case_id = self._open_complaint_case(customer_id, pause_id, reason, event_id, actor)
+        sources = [f"event:{event_id}" if event_id else f"manual:{actor}"[:80] for _c, event_id in asked]
+        with self.engine.db.connect() as conn:
+            wanted = [s for (_c, e), s in zip(asked, sources, strict=True) if e is not None]
+            known = {
+                row.source: {"pause_id": row.id, "customer_id": row.customer_id, "case_id": row.case_id}
+                for row in conn.execute(sa.select(collection_pauses).where(collection_pauses.c.source.in_(wanted)))
+            }
+        fresh: list[dict[str, Any]] = []
+        answers: list[dict[str, Any]] = []
+        for (customer_id, event_id), source in zip(asked, sources, strict=True):
+            if event_id is not None and source in known:
+                answers.append(known[source])
+                continue
+            pause = {"id": new_id("pau"), "customer_id": customer_id, "source": source, "event_id": event_id}
+            fresh.append(pause)
+            if event_id is not None:
+                known[source] = {"pause_id": pause["id"], "customer_id": customer_id, "case_id": None}
+            answers.append(known.get(source) or {"pause_id": pause["id"], "customer_id": customer_id})
+        if not fresh:
+            return answers
+        case_ids = self._open_complaint_cases(fresh, reason, actor)
         now = self.clock()
         with self.engine.db.begin() as conn:
             conn.execute(
-                sa.insert(collection_pauses).values(
-                    id=pause_id,
-                    customer_id=customer_id,
-                    reason=reason,
-                    source=source,
-                    case_id=case_id,
-                    paused_at=now,
-                    lifted_at=None,
-                    lifted_by=None,
+                sa.insert(collection_pauses),
+                [
+                    {
+                        "id": p["id"],
+                        "customer_id": p["customer_id"],
+                        "reason": reason,
+                        "source": p["source"],
+                        "case_id": case_id,
+                        "paused_at": now,
+                        "lifted_at": None,
+                        "lifted_by": None,
+                    }
+                    for p, case_id in zip(fresh, case_ids, strict=True)
+                ],
+            )
+            for p, case_id in zip(fresh, case_ids, strict=True):
+                audit.append(
+                    conn,
+                    "collections_paused",
+                    p["id"],
+                    actor[:64],
+                    audit.content_hash(
+                        {"customer_id": p["customer_id"], "reason": reason, "source": p["source"], "case": case_id}
+                    ),
+                    now,
                 )
-            )
-            audit.append(
-                conn,
-                "collections_paused",
-                pause_id,
-                actor[:64],
-                audit.content_hash({"customer_id": customer_id, "reason": reason, "source": source, "case": case_id}),
-                now,
-            )
-        log.info("collections paused pause=%s case=%s", pause_id, case_id)
-        return {"pause_id": pause_id, "customer_id": customer_id, "case_id": case_id}
+        by_pause = dict(zip((p["id"] for p in fresh), case_ids, strict=True))
+        for answer in answers:
+            if answer["pause_id"] in by_pause:
+                answer["case_id"] = by_pause[answer["pause_id"]]
+        for pause_id, case_id in by_pause.items():
+            log.info("collections paused pause=%s case=%s", pause_id, case_id)
+        return answers
 
     def resume_collections(self, customer_id: str, actor: str = "python") -> int:
         """Lift every pause of a customer by hand; returns how many were lifted. Audited."""
@@ -1041,24 +1072,25 @@ class LoanDesk:
         with self.engine.db.connect() as conn:
             return customer_id in self._paused(conn, [customer_id])
 
-    def _open_complaint_case(
-        self, customer_id: str, pause_id: str, reason: str, event_id: str | None, actor: str
-    ) -> str | None:
-        cases = self.engine.cases
+    def _open_complaint_cases(self, pauses: Sequence[Mapping[str, Any]], reason: str, actor: str) -> list[str | None]:
+        """The complaint case of each pause (the complaint event's own case when there is one)."""
+        requests = [
+            {
+                "type": "complaint",
+                "customer_id": p["customer_id"],
+                "event_id": p["event_id"],
+                "evidence": {"category": "collector", "collections_pause": p["id"], "reason": reason},
+                "priority": 2,
+                "source": None if p["event_id"] else f"complaint:collections_pause:{p['id']}",
+            }
+            for p in pauses
+        ]
         try:
-            case = cases.open(
-                "complaint",
-                customer_id,
-                event_id=event_id,
-                evidence={"category": "collector", "collections_pause": pause_id, "reason": reason},
-                priority=2,
-                source=None if event_id else f"complaint:collections_pause:{pause_id}",
-                actor=actor[:64] or "system",
-            )
+            opened = self.engine.cases.open_many(requests, actor[:64] or "system")
         except Exception as exc:  # the pause must hold even when the case cannot be opened now (cases.sweep)
-            log.error("complaint case for pause %s not opened: %s", pause_id, type(exc).__name__)
-            return None
-        return str(case["case_id"])
+            log.error("complaint cases for %d pauses not opened: %s", len(pauses), type(exc).__name__)
+            return [None] * len(pauses)
+        return [str(case["case_id"]) for case in opened]
 
     def _paused(self, conn: sa.Connection, customer_ids: Sequence[str] | None) -> set[str]:
         """Customers with a pause in force: not lifted, and its complaint case (if any) not resolved."""

@@ -301,6 +301,10 @@ class CompiledPolicy:
             for r, t in zip(spec.rules, trees, strict=True)
         )
         self._triggers = tuple((t, compile_row(tree)) for t, tree in zip(spec.triggers, trigger_trees, strict=True))
+        self._woken: dict[str, list[tuple[TriggerSpec, Callable[[Mapping[str, Any]], Any]]]] = {}
+        for t, fn in self._triggers:
+            for event_type in t.events:
+                self._woken.setdefault(event_type, []).append((t, fn))
         # per event type: the features its triggers read, so an event computes only those
         self._trigger_inputs: dict[str, frozenset[str]] = {}
         for t, tree in zip(spec.triggers, trigger_trees, strict=True):
@@ -317,12 +321,16 @@ class CompiledPolicy:
         """The features the triggers woken by this event type read (empty: no trigger wakes)."""
         return self._trigger_inputs.get(event_type, frozenset())
 
+    def wakes(self, event_type: str) -> bool:
+        """Whether any trigger listens to this event type (asked for every ingested event)."""
+        return event_type in self._woken
+
     def triggers_for(self, event_type: str) -> list[TriggerSpec]:
-        return [t for t, _ in self._triggers if event_type in t.events]
+        return [t for t, _ in self._woken.get(event_type, ())]
 
     def fire_triggers(self, event_type: str, features: Mapping[str, Any]) -> list[TriggerSpec]:
         """The triggers woken by this event type whose condition is definitely true on these features."""
-        woken = [(t, fn) for t, fn in self._triggers if event_type in t.events]
+        woken = self._woken.get(event_type)
         if not woken:
             return []
         row = normalize_row(features, self.features)

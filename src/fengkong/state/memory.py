@@ -8,34 +8,63 @@ from __future__ import annotations
 import threading
 from bisect import bisect_right
 
+_INF = float("inf")
+SWEEP_EVERY = 100_000  # adds between sweeps of idle keys: about 0.2 µs per add at 200,000 keys
+
 
 class MemoryState:
     def __init__(self) -> None:
-        self._series: dict[tuple[str, str], list[tuple[float, str, float]]] = {}
-        self._newest: dict[tuple[str, str], float] = {}
+        # series → key → entries (ts, member, amount), sorted; nested so that an add allocates no key tuple
+        self._series: dict[str, dict[str, list[tuple[float, str, float]]]] = {}
+        self._horizon: dict[str, float] = {}  # per series, as its adds last said
+        self._clock = -_INF  # the newest time seen on any key: the stream's "now"
+        self._adds = 0
         self._lock = threading.Lock()
 
     def add(self, series: str, key: str, ts: float, member: str, amount: float, horizon: float) -> None:
-        k = (series, key)
+        entry = (ts, member, amount)
         with self._lock:
-            entries = self._series.setdefault(k, [])
-            entry = (ts, member, amount)
-            i = bisect_right(entries, entry)
-            if i and entries[i - 1] == entry:
-                return  # already recorded (an event replayed)
-            entries.insert(i, entry)
-            newest = max(self._newest.get(k, ts), ts)
-            self._newest[k] = newest
-            cut = bisect_right(entries, (newest - horizon, "\uffff", float("inf")))
-            if cut:
-                del entries[:cut]  # nothing at or before newest - horizon can be in any window again
+            keys = self._series.get(series)
+            if keys is None:
+                keys = self._series[series] = {}
+            self._horizon[series] = horizon
+            if ts > self._clock:
+                self._clock = ts
+            self._adds += 1
+            if self._adds >= SWEEP_EVERY:
+                self._sweep()
+            entries = keys.get(key)
+            if entries is None:
+                keys[key] = [entry]
+                return
+            if entry > entries[-1]:  # events mostly arrive in time order: append
+                entries.append(entry)
+            else:
+                i = bisect_right(entries, entry)
+                if i and entries[i - 1] == entry:
+                    return  # already recorded (an event replayed)
+                entries.insert(i, entry)
+            # the newest entry is the last; nothing at or before newest - horizon can be in any window again
+            edge = entries[-1][0] - horizon
+            if entries[0][0] <= edge:
+                del entries[: bisect_right(entries, (edge, "\uffff", _INF))]
+
+    def _sweep(self) -> None:
+        """Forget keys idle for longer than their series' horizon (a device seen once, months ago), so memory
+        is bounded by the traffic within the horizon, not by every key ever seen."""
+        self._adds = 0
+        for series, keys in self._series.items():
+            edge = self._clock - self._horizon.get(series, _INF)
+            idle = [key for key, entries in keys.items() if entries[-1][0] <= edge]
+            for key in idle:
+                del keys[key]
 
     def _slice(self, series: str, key: str, since: float, until: float) -> list[tuple[float, str, float]]:
-        entries = self._series.get((series, key))
+        entries = self._series.get(series, {}).get(key)
         if not entries:
             return []
-        lo = bisect_right(entries, (since, "\uffff", float("inf")))
-        hi = bisect_right(entries, (until, "\uffff", float("inf")))
+        lo = bisect_right(entries, (since, "\uffff", _INF))
+        hi = bisect_right(entries, (until, "\uffff", _INF))
         return entries[lo:hi]
 
     def count(self, series: str, key: str, since: float, until: float) -> int:
@@ -69,9 +98,11 @@ class MemoryState:
     def clear(self) -> None:
         with self._lock:
             self._series.clear()
-            self._newest.clear()
+            self._horizon.clear()
+            self._clock = -_INF
+            self._adds = 0
 
     def size(self) -> int:
         """Entries held, for memory tests and metrics."""
         with self._lock:
-            return sum(len(v) for v in self._series.values())
+            return sum(len(entries) for keys in self._series.values() for entries in keys.values())
