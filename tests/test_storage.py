@@ -302,3 +302,23 @@ def test_short_secret_is_refused(no_secret_env: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv(SECRET_FILE_ENV, str(weak))
     with pytest.raises(SecretKeyError):
         Engine(f"sqlite:///{no_secret_env / 's.db'}")
+
+
+def test_every_sqlite_connection_is_set_for_durable_concurrent_writes(sqlite_url: str) -> None:
+    from fengkong.store.db import create_db_engine
+
+    db = create_db_engine(sqlite_url)
+    with db.connect() as one, db.connect() as two:  # each pooled connection, not only the first
+        for conn in (one, two):
+            settings = {
+                name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout", "wal_autocheckpoint")
+            }
+            assert settings == {
+                "journal_mode": "wal",
+                "synchronous": 1,  # NORMAL: durable across a process crash in WAL mode
+                "foreign_keys": 1,
+                "busy_timeout": 30_000,
+                "wal_autocheckpoint": 10_000,
+            }
+    db.dispose()

@@ -20,6 +20,7 @@ from rich.table import Table
 from fengkong.domain import Language, Role
 from fengkong.errors import FengkongError
 from fengkong.policy.errors import PolicyError
+from fengkong.runtime import own_process, tune_for_service
 
 app = typer.Typer(
     help="fengkong (风控): open, explainable credit risk control.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -97,13 +98,7 @@ def serve(
         f"policy={engine.active_policy_version()}",
         highlight=False,
     )
-    # The service owns its process: the online state rebuilt above is long-lived, so stop the collector from
-    # re-scanning it (gc.freeze) and let young garbage pile up longer before a collection (measured in
-    # benchmarks/ingest.py). A library must not do this to its host, so Engine leaves gc alone.
-    import gc
-
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
+    tune_for_service()  # the service owns its process (see fengkong.runtime)
     uvicorn.run(create_app(engine), host=host, port=port, log_level=log_level.lower(), access_log=False)
 
 
@@ -205,6 +200,7 @@ def ingest(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     engine = _engine(database_url)
+    tune_for_service()  # this command owns its process (see fengkong.runtime)
     text = sys.stdin.read() if str(file) == "-" else _read(file)
     lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
     totals = {"accepted": 0, "duplicates": 0, "rejected": 0}
@@ -724,4 +720,5 @@ app.add_typer(user_app, name="user")
 
 
 def main() -> None:
+    own_process()
     app()

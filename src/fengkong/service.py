@@ -53,6 +53,7 @@ from fengkong.policy.compiler import CompiledPolicy
 from fengkong.policy.errors import PolicyError
 from fengkong.policy.loader import DEFAULT_POLICY_PATH, load_policy_file, load_policy_text
 from fengkong.policy.simulate import expected_pd
+from fengkong.runtime import deferred_gc
 from fengkong.security import Principal, hash_api_key, key_matches, new_api_key, parse_key_id
 from fengkong.state.memory import MemoryState
 from fengkong.store import audit
@@ -788,7 +789,13 @@ class Engine:
 
     def ingest(self, items: list[Any], actor: str = "python") -> IngestResult:
         """Store and count a batch of events. Valid ones are kept even when others in the batch are refused;
-        an event_id already stored is reported as a duplicate and counted nowhere twice."""
+        an event_id already stored is reported as a duplicate and counted nowhere twice.
+
+        The cyclic garbage collector waits until the batch is done (see :mod:`fengkong.runtime`)."""
+        with deferred_gc():
+            return self._ingest(items, actor)
+
+    def _ingest(self, items: list[Any], actor: str) -> IngestResult:
         result = IngestResult()
         good, result.rejected = parse_events(items)
         if not good:

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_right
+from operator import itemgetter
 
 _INF = float("inf")
+_MEMBER = itemgetter(1)
+_AMOUNT = itemgetter(2)
 SWEEP_EVERY = 100_000  # adds between sweeps of idle keys: about 0.2 µs per add at 200,000 keys
 
 
@@ -73,11 +76,12 @@ class MemoryState:
 
     def total(self, series: str, key: str, since: float, until: float) -> float:
         with self._lock:
-            return sum(a for _, _, a in self._slice(series, key, since, until))
+            total: float = sum(map(_AMOUNT, self._slice(series, key, since, until)))
+            return total
 
     def distinct(self, series: str, key: str, since: float, until: float) -> int:
         with self._lock:
-            return len({m for _, m, _ in self._slice(series, key, since, until)})
+            return len(set(map(_MEMBER, self._slice(series, key, since, until))))
 
     def first(self, series: str, key: str, since: float, until: float) -> float | None:
         with self._lock:
