@@ -6,6 +6,7 @@ the engine feeds with observations (events and decisions) and asks for features.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -22,6 +23,13 @@ IDENTITY_ENTITIES = {
 }
 # Identifiers that join customers in the graph (see EntityGraph: ip is recorded but never joins).
 GRAPH_KINDS = ("device", "phone", "id_number", "bank_card", "ip")
+_LINKING_EVENTS = frozenset({"application", "device_bound", "login"})  # events that link a customer to identifiers
+
+
+@functools.lru_cache(maxsize=256)
+def _reads_graph(names: frozenset[str]) -> bool:
+    """Whether a set of requested features names a graph feature (a few sets, asked per event: cached)."""
+    return any(name.startswith("graph_") for name in names)
 
 
 def entity_keys(customer_id: str, protected_identity: Mapping[str, str]) -> dict[str, str]:
@@ -42,9 +50,9 @@ class OnlineFeatures:
     def features(self, keys: Mapping[str, str], now: float, only: Collection[str] | None = None) -> dict[str, Any]:
         """All online features, or only those named (event triggers read a few of them, per event)."""
         customer = keys["customer"]
-        identifiers = {k: v for k, v in keys.items() if k in GRAPH_KINDS}
         out: dict[str, Any] = self.velocity.features(keys, now, only)
-        if only is None or any(name.startswith("graph_") for name in only):
+        if only is None or _reads_graph(frozenset(only)):
+            identifiers = {k: v for k, v in keys.items() if k in GRAPH_KINDS}
             out.update(self.graph.features(customer, identifiers))
         size = self.community_sizes.get(customer)
         out["graph_community_size"] = None if size is None else float(size)
@@ -56,9 +64,10 @@ class OnlineFeatures:
 
     def graph_only(self, obs: Observation, outcome: str | None = None) -> None:
         """Replay an event too old for any window into the link graph only (engine start-up)."""
-        identifiers = {k: v for k, v in obs.keys.items() if k in GRAPH_KINDS}
         customer = obs.keys.get("customer")
-        if customer is not None and identifiers and obs.event_type in ("application", "device_bound", "login"):
-            self.graph.link(customer, identifiers)
+        if customer is not None and obs.event_type in _LINKING_EVENTS:
+            identifiers = {k: v for k, v in obs.keys.items() if k in GRAPH_KINDS}
+            if identifiers:
+                self.graph.link(customer, identifiers)
         if customer is not None and outcome == "decline":
             self.graph.mark(customer, declined=True)
