@@ -12,7 +12,7 @@ from operator import itemgetter
 _INF = float("inf")
 _MEMBER = itemgetter(1)
 _AMOUNT = itemgetter(2)
-SWEEP_EVERY = 100_000  # adds between sweeps of idle keys: about 0.2 µs per add at 200,000 keys
+SWEEP_FLOOR = 10_000  # a series is swept for idle keys when it holds twice as many as after its last sweep
 
 
 class MemoryState:
@@ -21,7 +21,7 @@ class MemoryState:
         self._series: dict[str, dict[str, list[tuple[float, str, float]]]] = {}
         self._horizon: dict[str, float] = {}  # per series, as its adds last said
         self._clock = -_INF  # the newest time seen on any key: the stream's "now"
-        self._adds = 0
+        self._sweep_at: dict[str, int] = {}  # per series, the key count that sets off its next sweep
         self._lock = threading.Lock()
 
     def add(self, series: str, key: str, ts: float, member: str, amount: float, horizon: float) -> None:
@@ -33,12 +33,11 @@ class MemoryState:
             self._horizon[series] = horizon
             if ts > self._clock:
                 self._clock = ts
-            self._adds += 1
-            if self._adds >= SWEEP_EVERY:
-                self._sweep()
             entries = keys.get(key)
             if entries is None:
                 keys[key] = [entry]
+                if len(keys) >= self._sweep_at.get(series, SWEEP_FLOOR):
+                    self._sweep(series, keys)
                 return
             if entry > entries[-1]:  # events mostly arrive in time order: append
                 entries.append(entry)
@@ -52,15 +51,14 @@ class MemoryState:
             if entries[0][0] <= edge:
                 del entries[: bisect_right(entries, (edge, "\uffff", _INF))]
 
-    def _sweep(self) -> None:
-        """Forget keys idle for longer than their series' horizon (a device seen once, months ago), so memory
-        is bounded by the traffic within the horizon, not by every key ever seen."""
-        self._adds = 0
-        for series, keys in self._series.items():
-            edge = self._clock - self._horizon.get(series, _INF)
-            idle = [key for key, entries in keys.items() if entries[-1][0] <= edge]
-            for key in idle:
-                del keys[key]
+    def _sweep(self, series: str, keys: dict[str, list[tuple[float, str, float]]]) -> None:
+        """Forget a series' keys idle for longer than its horizon (a device seen once, months ago), so memory
+        follows the traffic within the horizon, not every key ever seen. A series is swept when its key count
+        doubles since the last sweep: the work per add stays constant, and at most half the keys held are idle."""
+        edge = self._clock - self._horizon[series]
+        for key in [key for key, entries in keys.items() if entries[-1][0] <= edge]:
+            del keys[key]
+        self._sweep_at[series] = max(SWEEP_FLOOR, 2 * len(keys))
 
     def _slice(self, series: str, key: str, since: float, until: float) -> list[tuple[float, str, float]]:
         entries = self._series.get(series, {}).get(key)
@@ -104,7 +102,7 @@ class MemoryState:
             self._series.clear()
             self._horizon.clear()
             self._clock = -_INF
-            self._adds = 0
+            self._sweep_at.clear()
 
     def size(self) -> int:
         """Entries held, for memory tests and metrics."""
