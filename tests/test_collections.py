@@ -222,3 +222,34 @@ def test_collector_complaints_in_one_batch_each_pause_contact_once_with_their_ow
     assert sorted(c["event_id"] for c in complaints) == ["cb-1", "cb-2", "cb-3", "cb-4"]
     assert engine.loans.paused("cust-b1") and engine.loans.paused("cust-b2") and not engine.loans.paused("cust-b3")
     assert engine.verify_audit().ok
+
+
+def test_when_a_batchs_cases_cannot_be_written_its_alerts_and_pauses_still_are(sqlite_engine: Any) -> None:
+    engine = sqlite_engine
+    # another customer's case already holds the source a complaint event would open its case under
+    engine.cases.open("complaint", "cust-other", source="complaint:event:cf-9", evidence={"x": 1}, actor="key:a1")
+    at = "2026-06-02T09:{:02d}:00+08:00"
+    batch = [
+        {"type": "login", "event_id": f"lf-{i}", "customer_id": "cust-f", "occurred_at": at.format(i), "success": False}
+        for i in range(5)
+    ]  # five failed logins in an hour: FAILED_LOGIN_BURST alerts
+    batch.append(
+        {
+            "type": "complaint",
+            "event_id": "cf-9",
+            "customer_id": "cust-f",
+            "occurred_at": at.format(9),
+            "category": "collector",
+        }
+    )
+    result = engine.ingest(batch)
+    assert len(result.accepted) == 6 and result.alerts  # the events are stored and the alerts reported
+    stored = {a["id"]: a for a in engine.list_alerts(customer_id="cust-f")}
+    assert set(result.alerts) <= set(stored) and all(a["trigger_id"] == "FAILED_LOGIN_BURST" for a in stored.values())
+    # the complaint still pauses contact, without a case (its source is taken), and nothing else was lost
+    assert engine.loans.paused("cust-f")
+    with engine.db.connect() as conn:
+        pause = conn.execute(sa.text("SELECT case_id, source FROM collection_pauses")).one()
+    assert pause.source == "event:cf-9" and pause.case_id is None
+    assert [c["customer_id"] for c in engine.cases.list(type="complaint")] == ["cust-other"]
+    assert engine.verify_audit().ok

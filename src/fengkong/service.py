@@ -838,17 +838,42 @@ class Engine:
             result.accepted.append(event.event_id)
             if policy.wakes(event.type):
                 raised.extend(self._fire_triggers(policy, event.type, event.event_id, keys, occurred))
-        if raised:
-            self._store_alerts(raised, actor)
-            result.alerts = [a["id"] for a in raised]
         complaints = [p[0] for p in prepared if p[0].type == "complaint" and p[0].event_id not in existing]
-        if complaints:
-            try:  # each complaint opens a complaint case; a failure is retried by engine.cases.sweep()
-                self.cases.on_complaints(complaints, actor)
-            except Exception as exc:  # the events are stored; never fail ingestion because of the case queue
-                log.error("opening complaint cases failed: %s", type(exc).__name__)
+        if raised or complaints:
+            self._follow_up(raised, complaints, actor)
+            result.alerts = [a["id"] for a in raised]
         metrics.EVENTS.inc(len(result.accepted))
         return result
+
+    def _follow_up(self, raised: list[dict[str, Any]], complaints: list[Any], actor: str) -> None:
+        """What a stored batch sets off, in one transaction: its alerts (with their line freezes and audit
+        entries), the cases of open_case and early-warning alerts and of complaints, and the collection pauses
+        of complaints about a collector. If that transaction fails, the same steps run apart, each on its own,
+        so that a failure in the case queue never loses the alerts (``engine.cases.sweep()`` opens what is
+        missing)."""
+        collector = self.loans.collector_complaints(complaints)
+        try:
+            with self.db.begin() as conn:
+                if raised:
+                    self._write_alerts(conn, raised, actor)
+                opened = self.cases.open_for_batch(conn, raised, complaints, actor)
+                if collector:
+                    by_event = {c["event_id"]: c["case_id"] for c in opened if c["type"] == "complaint"}
+                    self.loans.record_pauses(conn, collector, by_event, actor)
+        except Exception as exc:
+            log.warning("a batch's alerts, cases and pauses could not be written together: %s", type(exc).__name__)
+            if raised:
+                self._store_alerts(raised, actor)
+            try:  # each complaint opens a complaint case; a failure is retried by engine.cases.sweep()
+                self.cases.on_complaints(complaints, actor)
+            except Exception as again:  # the events are stored; never fail ingestion because of the case queue
+                log.error("opening complaint cases failed: %s", type(again).__name__)
+            try:
+                self.loans.pause_many(collector, "collector_complaint", actor)
+            except Exception as again:  # the stored complaints still pause contact: see LoanDesk._paused
+                log.error("pauses for %d complaints not recorded: %s", len(collector), type(again).__name__)
+            return
+        self._alerts_written(raised)
 
     def _fire_triggers(
         self, policy: CompiledPolicy, event_type: str, event_id: str, keys: Mapping[str, str], occurred: dt.datetime
@@ -881,32 +906,37 @@ class Engine:
         ]
 
     def _store_alerts(self, rows: list[dict[str, Any]], actor: str) -> None:
+        """Alerts in their own transaction, then their cases (each step isolated)."""
         with self.db.begin() as conn:
-            conn.execute(sa.insert(alerts), rows)
-            for row in rows:
-                if row["action"] == "freeze_line":
-                    self.lines.freeze_for_alert(conn, row, actor)
-            for row in rows:
-                audit.append(
-                    conn,
-                    "alert_raised",
-                    row["id"],
-                    actor,
-                    audit.content_hash(
-                        {
-                            k: row[k]
-                            for k in ("customer_id", "event_id", "trigger_id", "action", "reason", "policy_version")
-                        }
-                    ),
-                    row["created_at"],
-                )
-        for row in rows:
-            metrics.ALERTS.labels(row["trigger_id"], row["action"]).inc()
-            log.info("alert %s trigger=%s action=%s", row["id"], row["trigger_id"], row["action"])
+            self._write_alerts(conn, rows, actor)
+        self._alerts_written(rows)
         try:  # open_case (and early-warning) alerts become cases; a failure is retried by engine.cases.sweep()
             self.cases.on_alerts(rows, actor)
         except Exception as exc:  # the alerts are stored; never fail ingestion because of the case queue
             log.error("opening cases for alerts failed: %s", type(exc).__name__)
+
+    def _write_alerts(self, conn: sa.Connection, rows: list[dict[str, Any]], actor: str) -> None:
+        conn.execute(sa.insert(alerts), rows)
+        for row in rows:
+            if row["action"] == "freeze_line":
+                self.lines.freeze_for_alert(conn, row, actor)
+        for row in rows:
+            audit.append(
+                conn,
+                "alert_raised",
+                row["id"],
+                actor,
+                audit.content_hash(
+                    {k: row[k] for k in ("customer_id", "event_id", "trigger_id", "action", "reason", "policy_version")}
+                ),
+                row["created_at"],
+            )
+
+    @staticmethod
+    def _alerts_written(rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            metrics.ALERTS.labels(row["trigger_id"], row["action"]).inc()
+            log.info("alert %s trigger=%s action=%s", row["id"], row["trigger_id"], row["action"])
 
     def list_alerts(
         self, customer_id: str | None = None, status: str | None = None, limit: int = 100
@@ -1290,7 +1320,7 @@ _INSERT_EVENT = sa.insert(events)
 MAX_EVENTS_PER_BATCH = 10_000
 REALISED_BAD_DPD = 90  # a live approval counts as bad once a loan on its line is this many days past due
 _LIST_FEATURES = frozenset({"list_blacklist_hit", "list_watchlist_hit", "customer_protected"})
-_LOAN_EVENTS = frozenset({"repayment", "complaint"})  # events engine.loans.on_events acts on
+_LOAN_EVENTS = frozenset({"repayment"})  # events engine.loans.on_events acts on
 
 
 @functools.lru_cache(maxsize=256)

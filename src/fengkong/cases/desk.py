@@ -15,6 +15,7 @@ failure there is recorded on the case as a follow-up for a person, never lost.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -170,27 +171,32 @@ class CaseDesk:
         log.info("case %s opened type=%s source=%s", record["id"], record["type"], record["source"].split(":", 1)[0])
         return {**self._summary(self._row(record["id"])), "created": True}
 
-    def open_many(self, requests: Sequence[Mapping[str, Any]], actor: str = "python") -> list[dict[str, Any]]:
+    def open_many(
+        self, requests: Sequence[Mapping[str, Any]], actor: str = "python", conn: sa.Connection | None = None
+    ) -> list[dict[str, Any]]:
         """Open many cases in one transaction (an ingested batch's alerts and complaints): each request holds
         the keyword arguments of :meth:`open`, and the answers come back in the same order. A source already
         open, or named twice, gives its one case; if another writer opens one of these sources meanwhile, the
-        batch falls back to opening them one by one."""
+        batch falls back to opening them one by one. Given ``conn``, all of it happens in the caller's
+        transaction, and such a race fails it instead (the caller decides what to do)."""
         prepared = [self._prepare(**{"actor": actor, **dict(r)}) for r in requests]
         if not prepared:
             return []
-        self._check_subjects_many(prepared)
-        sources = list(dict.fromkeys(p.record["source"] for p in prepared))
-        with self.engine.db.connect() as conn:
-            known = {row.source: row for row in conn.execute(sa.select(cases).where(cases.c.source.in_(sources)))}
+        with self.engine.db.connect() if conn is None else contextlib.nullcontext(conn) as reader:
+            self._check_subjects_many(reader, prepared)
+            sources = list(dict.fromkeys(p.record["source"] for p in prepared))
+            known = {row.source: row for row in reader.execute(sa.select(cases).where(cases.c.source.in_(sources)))}
         fresh: dict[str, _NewCase] = {}
         for p in prepared:
             source = p.record["source"]
             if source not in known and source not in fresh:
                 fresh[source] = p
-        if fresh:
+        if fresh and conn is not None:
+            self._insert(conn, list(fresh.values()))
+        elif fresh:
             try:
-                with self.engine.db.begin() as conn:
-                    self._insert(conn, list(fresh.values()))
+                with self.engine.db.begin() as writer:
+                    self._insert(writer, list(fresh.values()))
             except sa.exc.IntegrityError:
                 return [self.open(**{"actor": actor, **dict(r)}) for r in requests]
         answers = []
@@ -324,29 +330,28 @@ class CaseDesk:
                         422,
                     )
 
-    def _check_subjects_many(self, prepared: Sequence[_NewCase]) -> None:
+    def _check_subjects_many(self, conn: sa.Connection, prepared: Sequence[_NewCase]) -> None:
         """:meth:`_check_subjects` for a batch, with one query per table."""
         wanted = {
             (table, name): {p.record[name]: p.record["customer_id"] for p in prepared if p.record[name] is not None}
             for table, name in ((decisions, "decision_id"), (alerts, "alert_id"))
         }
-        with self.engine.db.connect() as conn:
-            for (table, name), asked in wanted.items():
-                if not asked:
-                    continue
-                query = sa.select(table.c.id, table.c.customer_id).where(table.c.id.in_(list(asked)))
-                owners = {ref: owner for ref, owner in conn.execute(query)}
-                for ref, customer in asked.items():
-                    if ref not in owners:
-                        raise not_found(name.removesuffix("_id"), ref, name)
-                    if owners[ref] != customer:
-                        what = name.removesuffix("_id")
-                        raise FengkongError(
-                            f"{what}_customer_mismatch",
-                            f"{what} {ref} belongs to another customer, not {customer!r}",
-                            name,
-                            422,
-                        )
+        for (table, name), asked in wanted.items():
+            if not asked:
+                continue
+            query = sa.select(table.c.id, table.c.customer_id).where(table.c.id.in_(list(asked)))
+            owners = {ref: owner for ref, owner in conn.execute(query)}
+            for ref, customer in asked.items():
+                if ref not in owners:
+                    raise not_found(name.removesuffix("_id"), ref, name)
+                if owners[ref] != customer:
+                    what = name.removesuffix("_id")
+                    raise FengkongError(
+                        f"{what}_customer_mismatch",
+                        f"{what} {ref} belongs to another customer, not {customer!r}",
+                        name,
+                        422,
+                    )
 
     def _sla_hours(self, kind: CaseType) -> float:
         try:
@@ -379,6 +384,22 @@ class CaseDesk:
     def on_alerts(self, rows: Iterable[Mapping[str, Any]], actor: str = "python") -> list[str]:
         """Cases for stored alerts: action ``open_case`` opens a fraud_alert case, ``early_warning`` an
         early_warning case; other actions (alert, freeze_line) open none. Idempotent per alert."""
+        return [str(case["case_id"]) for case in self.open_many(self.alert_requests(rows), _actor(actor))]
+
+    def on_complaints(self, complaints: Iterable[Any], actor: str = "python") -> list[str]:
+        """A complaint case per complaint event (objects or dicts with event_id, customer_id, category)."""
+        return [str(case["case_id"]) for case in self.open_many(self.complaint_requests(complaints), _actor(actor))]
+
+    def open_for_batch(
+        self, conn: sa.Connection, alert_rows: Iterable[Mapping[str, Any]], complaints: Iterable[Any], actor: str
+    ) -> list[dict[str, Any]]:
+        """Inside the caller's transaction: the cases of an ingested batch's alerts and complaint events."""
+        requests = self.alert_requests(alert_rows) + self.complaint_requests(complaints)
+        return self.open_many(requests, _actor(actor), conn=conn)
+
+    @staticmethod
+    def alert_requests(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """What :meth:`open_many` needs to open the cases of these alerts (see :meth:`on_alerts`)."""
         requests = []
         for row in rows:
             kind = {"open_case": CaseType.FRAUD_ALERT, "early_warning": CaseType.EARLY_WARNING}.get(row["action"])
@@ -398,10 +419,11 @@ class CaseDesk:
                     },
                 }
             )
-        return [str(case["case_id"]) for case in self.open_many(requests, _actor(actor))]
+        return requests
 
-    def on_complaints(self, complaints: Iterable[Any], actor: str = "python") -> list[str]:
-        """A complaint case per complaint event (objects or dicts with event_id, customer_id, category)."""
+    @staticmethod
+    def complaint_requests(complaints: Iterable[Any]) -> list[dict[str, Any]]:
+        """What :meth:`open_many` needs to open the cases of these complaint events."""
         requests = []
         for item in complaints:
             fields = ("event_id", "customer_id", "category", "occurred_at")
@@ -422,7 +444,7 @@ class CaseDesk:
                     "priority": {"fraud": 1, "scam": 1, "unauthorised": 1, "collector": 2}.get(category, 3),
                 }
             )
-        return [str(case["case_id"]) for case in self.open_many(requests, _actor(actor))]
+        return requests
 
     def sweep(self, actor: str = "sweep", limit: int = 1000) -> dict[str, int]:
         """Open the cases a source should have opened but did not (a crash between a decision and its case, alerts

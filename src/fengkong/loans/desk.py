@@ -745,8 +745,9 @@ class LoanDesk:
         local date, mode instalment); a loan id the book does not hold is left alone (the lender may keep its
         loans elsewhere). One that cannot be applied (another customer's loan, paid off, more than owed, dated
         before the last repayment...) stays stored as an event and raises a REPAYMENT_UNMATCHED alert for
-        operations, returned for the caller to store with the triggers' alerts. A ``complaint`` about a
-        collector pauses collections for the customer. Ingestion never fails here."""
+        operations, returned for the caller to store with the triggers' alerts. (A ``complaint`` about a
+        collector pauses collections: the engine writes that pause with the batch's cases, see
+        :meth:`record_pauses`.) Ingestion never fails here."""
         repayments = [e for e in stored if e.type == "repayment" and getattr(e, "loan_id", None)]
         raised: list[dict[str, Any]] = []
         if repayments:
@@ -759,16 +760,6 @@ class LoanDesk:
                     alert = self._apply_repayment_event(event, actor)
                     if alert is not None:
                         raised.append(alert)
-        collector = [
-            (e.customer_id, e.event_id)
-            for e in stored
-            if e.type == "complaint" and getattr(e, "category", None) == "collector"
-        ]
-        if collector:
-            try:
-                self._pause_many(collector, "collector_complaint", actor)
-            except Exception as exc:  # the stored complaints still pause contact: see _paused
-                log.error("pauses for %d complaints not recorded: %s", len(collector), type(exc).__name__)
         return raised
 
     def _apply_repayment_event(self, event: Any, actor: str) -> dict[str, Any] | None:
@@ -972,22 +963,55 @@ class LoanDesk:
         """Stop all contact with a customer (a complaint about a collector) and open a complaint case. The pause
         holds until the case is resolved or someone lifts it (``resume_collections``). One pause per complaint
         event: the same event again returns the same pause."""
-        return self._pause_many([(customer_id, event_id)], reason, actor)[0]
+        return self.pause_many([(customer_id, event_id)], reason, actor)[0]
 
-    def _pause_many(self, asked: Sequence[tuple[str, str | None]], reason: str, actor: str) -> list[dict[str, Any]]:
+    def pause_many(self, asked: Sequence[tuple[str, str | None]], reason: str, actor: str) -> list[dict[str, Any]]:
         """Pauses for (customer, complaint event) pairs, with their complaint cases opened in one batch and the
-        pauses written in one transaction (an ingested batch's collector complaints)."""
+        pauses written in one transaction."""
         for customer_id, _event in asked:
             _check_ref(customer_id, "customer_id")
         if not isinstance(reason, str) or not _REF.match(reason):
             raise FengkongError("invalid_field", "reason: a short code such as collector_complaint", "reason", 422)
-        sources = [f"event:{event_id}" if event_id else f"manual:{actor}"[:80] for _c, event_id in asked]
         with self.engine.db.connect() as conn:
-            wanted = [s for (_c, e), s in zip(asked, sources, strict=True) if e is not None]
-            known = {
-                row.source: {"pause_id": row.id, "customer_id": row.customer_id, "case_id": row.case_id}
-                for row in conn.execute(sa.select(collection_pauses).where(collection_pauses.c.source.in_(wanted)))
-            }
+            answers, fresh = self._plan_pauses(conn, asked, reason, actor)
+        if fresh:
+            case_ids = self._open_complaint_cases(fresh, reason, actor)
+            with self.engine.db.begin() as conn:
+                self._write_pauses(conn, fresh, case_ids, reason, actor)
+            by_pause = dict(zip((p["id"] for p in fresh), case_ids, strict=True))
+            for answer in answers:
+                if answer["pause_id"] in by_pause:
+                    answer["case_id"] = by_pause[answer["pause_id"]]
+        return answers
+
+    def record_pauses(
+        self, conn: sa.Connection, complaints: Sequence[tuple[str, str]], case_ids: Mapping[str, str], actor: str
+    ) -> None:
+        """Inside the caller's transaction: pause contact for each (customer, collector-complaint event), linked
+        to the complaint case the caller opened for that event (``case_ids`` by event id). Idempotent per event."""
+        _answers, fresh = self._plan_pauses(conn, complaints, "collector_complaint", actor)
+        linked = [case_ids.get(p["event_id"] or "") for p in fresh]
+        self._write_pauses(conn, fresh, linked, "collector_complaint", actor)
+
+    @staticmethod
+    def collector_complaints(stored: Sequence[Any]) -> list[tuple[str, str]]:
+        """(customer, event id) of the complaints about a collector among these events: each pauses contact."""
+        return [
+            (e.customer_id, e.event_id)
+            for e in stored
+            if e.type == "complaint" and getattr(e, "category", None) == "collector"
+        ]
+
+    def _plan_pauses(
+        self, conn: sa.Connection, asked: Sequence[tuple[str, str | None]], reason: str, actor: str
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The answer for each asked pause (an event already paused gives its pause) and the pauses to write."""
+        sources = [f"event:{event_id}" if event_id else f"manual:{actor}"[:80] for _c, event_id in asked]
+        wanted = [s for (_c, e), s in zip(asked, sources, strict=True) if e is not None]
+        known = {
+            row.source: {"pause_id": row.id, "customer_id": row.customer_id, "case_id": row.case_id}
+            for row in conn.execute(sa.select(collection_pauses).where(collection_pauses.c.source.in_(wanted)))
+        }
         fresh: list[dict[str, Any]] = []
         answers: list[dict[str, Any]] = []
         for (customer_id, event_id), source in zip(asked, sources, strict=True):
@@ -996,48 +1020,51 @@ class LoanDesk:
                 continue
             pause = {"id": new_id("pau"), "customer_id": customer_id, "source": source, "event_id": event_id}
             fresh.append(pause)
+            answer = {"pause_id": pause["id"], "customer_id": customer_id, "case_id": None}
             if event_id is not None:
-                known[source] = {"pause_id": pause["id"], "customer_id": customer_id, "case_id": None}
-            answers.append(known.get(source) or {"pause_id": pause["id"], "customer_id": customer_id})
+                known[source] = answer
+            answers.append(answer)
+        return answers, fresh
+
+    def _write_pauses(
+        self,
+        conn: sa.Connection,
+        fresh: Sequence[Mapping[str, Any]],
+        case_ids: Sequence[str | None],
+        reason: str,
+        actor: str,
+    ) -> None:
         if not fresh:
-            return answers
-        case_ids = self._open_complaint_cases(fresh, reason, actor)
+            return
         now = self.clock()
-        with self.engine.db.begin() as conn:
-            conn.execute(
-                sa.insert(collection_pauses),
-                [
-                    {
-                        "id": p["id"],
-                        "customer_id": p["customer_id"],
-                        "reason": reason,
-                        "source": p["source"],
-                        "case_id": case_id,
-                        "paused_at": now,
-                        "lifted_at": None,
-                        "lifted_by": None,
-                    }
-                    for p, case_id in zip(fresh, case_ids, strict=True)
-                ],
+        conn.execute(
+            sa.insert(collection_pauses),
+            [
+                {
+                    "id": p["id"],
+                    "customer_id": p["customer_id"],
+                    "reason": reason,
+                    "source": p["source"],
+                    "case_id": case_id,
+                    "paused_at": now,
+                    "lifted_at": None,
+                    "lifted_by": None,
+                }
+                for p, case_id in zip(fresh, case_ids, strict=True)
+            ],
+        )
+        for p, case_id in zip(fresh, case_ids, strict=True):
+            audit.append(
+                conn,
+                "collections_paused",
+                p["id"],
+                actor[:64],
+                audit.content_hash(
+                    {"customer_id": p["customer_id"], "reason": reason, "source": p["source"], "case": case_id}
+                ),
+                now,
             )
-            for p, case_id in zip(fresh, case_ids, strict=True):
-                audit.append(
-                    conn,
-                    "collections_paused",
-                    p["id"],
-                    actor[:64],
-                    audit.content_hash(
-                        {"customer_id": p["customer_id"], "reason": reason, "source": p["source"], "case": case_id}
-                    ),
-                    now,
-                )
-        by_pause = dict(zip((p["id"] for p in fresh), case_ids, strict=True))
-        for answer in answers:
-            if answer["pause_id"] in by_pause:
-                answer["case_id"] = by_pause[answer["pause_id"]]
-        for pause_id, case_id in by_pause.items():
-            log.info("collections paused pause=%s case=%s", pause_id, case_id)
-        return answers
+            log.info("collections paused pause=%s case=%s", p["id"], case_id)
 
     def resume_collections(self, customer_id: str, actor: str = "python") -> int:
         """Lift every pause of a customer by hand; returns how many were lifted. Audited."""
