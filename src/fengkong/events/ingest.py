@@ -22,6 +22,7 @@ PROTECTED_FIELDS = {
     "id_number": "id_number",
     "bank_card": "bank_card",
 }
+_PROTECTED = tuple((name, kind, f"{name}_key") for name, kind in PROTECTED_FIELDS.items())
 
 
 @dataclass(slots=True)
@@ -142,27 +143,33 @@ def _strip_tag(text: str | None) -> str | None:
 def protect(event: Event, vault: PiiVault) -> tuple[dict[str, Any], dict[str, str]]:
     """The stored payload (identifiers as ``<field>_key``) and the entity keys the windows and graph use."""
     payload = event.model_dump(mode="json")
-    for name, kind in PROTECTED_FIELDS.items():
+    keys = {"customer": event.customer_id}
+    for name, kind, stored_as in _PROTECTED:
         raw = payload.pop(name, None)
         if raw is not None:
-            payload[f"{name}_key"] = vault.keyed_hash(kind, sha256_hex(normalize(kind, str(raw))))
-    return payload, keys_from_payload(event.customer_id, payload)
+            keys[kind] = payload[stored_as] = vault.keyed_hash(kind, sha256_hex(normalize(kind, str(raw))))
+    _add_pairs(keys, event.customer_id, payload.get("merchant_id"))
+    return payload, keys
 
 
 def keys_from_payload(customer_id: str, payload: dict[str, Any]) -> dict[str, str]:
     """Entity keys of a stored event (also used to rebuild the online state from the events table)."""
     keys = {"customer": customer_id}
-    for name, kind in PROTECTED_FIELDS.items():
-        value = payload.get(f"{name}_key")
+    for _name, kind, stored_as in _PROTECTED:
+        value = payload.get(stored_as)
         if value is not None:
             keys[kind] = value
-    merchant = payload.get("merchant_id")
+    _add_pairs(keys, customer_id, payload.get("merchant_id"))
+    return keys
+
+
+def _add_pairs(keys: dict[str, str], customer_id: str, merchant: str | None) -> None:
+    """The merchant, and the (customer, counterparty) pairs that cash-out and scam windows count."""
     if merchant is not None:
         keys["merchant"] = merchant
         keys["customer_merchant"] = f"{customer_id}|{merchant}"
     if "payee" in keys:
         keys["customer_payee"] = f"{customer_id}|{keys['payee']}"
-    return keys
 
 
 def observation(

@@ -32,13 +32,15 @@ def insert_new(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> set[st
     if not rows:
         return set()
     if conn.dialect.name == "sqlite":
+        received = {r["received_at"] for r in rows}  # one moment for a whole batch, as the engine writes it
+        received_text = {moment: sqlite_time(moment) for moment in received}
         text_rows = [
             {
                 "event_id": r["event_id"],
                 "type": r["type"],
                 "customer_id": r["customer_id"],
                 "occurred_at": sqlite_time(r["occurred_at"]),
-                "received_at": sqlite_time(r["received_at"]),
+                "received_at": received_text[r["received_at"]],
                 "payload": json.dumps(r["payload"]),
             }
             for r in rows

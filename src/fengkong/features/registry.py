@@ -29,6 +29,7 @@ class Feature:
 class FeatureRegistry:
     def __init__(self, features: tuple[Feature, ...] = ()) -> None:
         self._features: dict[str, Feature] = {}
+        self.types: dict[str, FeatureType] = {}  # name → type, read per row by the row evaluator
         for feature in features:
             self.register(feature)
 
@@ -36,6 +37,7 @@ class FeatureRegistry:
         if feature.name in self._features:
             raise ValueError(f"feature {feature.name!r} is already registered")
         self._features[feature.name] = feature
+        self.types[feature.name] = feature.type
 
     def get(self, name: str) -> Feature | None:
         return self._features.get(name)

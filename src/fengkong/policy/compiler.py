@@ -587,16 +587,21 @@ def _lookup(fields: Sequence[tuple[pl.Expr, int]], build: Callable[[Sequence[int
 def normalize_row(features: Mapping[str, Any], registry: FeatureRegistry) -> dict[str, Any]:
     """Numbers become floats and NaN becomes missing, exactly as ``normalize_frame`` does for columns."""
     row = dict(features)
+    types = registry.types
     for name, value in row.items():
         if value is None:
             continue
-        feature = registry.get(name)
-        if feature is not None and feature.type is FeatureType.NUMBER:
+        kind = types.get(name)
+        if kind is FeatureType.NUMBER:
+            if type(value) is float:  # the common case, already a float: only NaN changes
+                if value != value:
+                    row[name] = None
+                continue
             if isinstance(value, bool):
                 raise TypeError(f"feature {name!r} is a number, got a boolean")
             number = float(value)
             row[name] = None if number != number else number
-        elif feature is not None and feature.type is FeatureType.BOOL and not isinstance(value, bool):
+        elif kind is FeatureType.BOOL and not isinstance(value, bool):
             row[name] = bool(value)  # 1 or numpy.bool_ as the columnar cast to Boolean reads them
     return row
 
