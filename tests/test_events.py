@@ -465,7 +465,7 @@ def test_the_lean_sqlite_insert_writes_exactly_what_sqlalchemys_types_write(tmp_
         dt.datetime(2024, 2, 29, 23, 59, 59, 999_999, tzinfo=dt.UTC),
         dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC),  # no microseconds
     ]
-    payload = {"amount": 12.5, "note": "退款 \"quoted\"", "device_id_key": "ab" * 32, "nested": {"a": [1, None]}}
+    payload = {"amount": 12.5, "note": '退款 "quoted"', "device_id_key": "ab" * 32, "nested": {"a": [1, None]}}
 
     def row(event_id: str, moment: dt.datetime) -> dict[str, Any]:
         return {
@@ -499,3 +499,77 @@ def test_the_lean_sqlite_insert_writes_exactly_what_sqlalchemys_types_write(tmp_
         insert_new(conn, [row("lean-cst", beijing)])
         stored = conn.execute(sa.text("SELECT occurred_at FROM events WHERE event_id = 'lean-cst'")).scalar_one()
     assert stored == raw["typed-1"][0] == "2026-11-23 02:00:00.000000"
+
+
+def test_a_batch_the_database_refuses_is_counted_nowhere(sqlite_engine: Engine) -> None:
+    engine = sqlite_engine
+
+    def login(event_id: str, minute: int) -> dict[str, Any]:
+        return {
+            "event_id": event_id,
+            "type": "login",
+            "customer_id": "cust-w",
+            "occurred_at": f"2026-11-23T10:{minute:02d}:00+08:00",
+            "device_id": f"dev-w{minute}",
+            "success": False,
+        }
+
+    engine.ingest([login("w-0", 0)])
+    as_of = dt.datetime(2026, 11, 23, 2, 30, tzinfo=dt.UTC)
+    before = engine.online_features("cust-w", as_of=as_of)
+    assert before["customer_failed_logins_1h"] == 1.0
+    with engine.db.begin() as conn:  # the database itself refuses one event of the next batch
+        conn.exec_driver_sql(
+            "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.event_id = 'w-boom' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by the database'); END"
+        )
+    with pytest.raises(sa.exc.DatabaseError):
+        engine.ingest([login("w-1", 1), login("w-2", 2), login("w-boom", 3)])
+    # nothing of that batch is stored, and the online state (updated while the batch was written) is back to
+    # what the store holds
+    with engine.db.connect() as conn:
+        stored = conn.execute(sa.select(events.c.event_id).where(events.c.customer_id == "cust-w")).scalars().all()
+    assert stored == ["w-0"]
+    assert engine.online_features("cust-w", as_of=as_of) == before
+    with engine.db.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER refuse")
+    assert len(engine.ingest([login("w-1", 1), login("w-boom", 3)]).accepted) == 2
+    assert engine.online_features("cust-w", as_of=as_of)["customer_failed_logins_1h"] == 3.0
+
+
+def test_the_same_batch_sent_twice_at_once_is_stored_and_counted_once(engine: Engine) -> None:
+    import threading
+
+    batch = [
+        {
+            "event_id": f"twice-{i}",
+            "type": "login",
+            "customer_id": f"cust-t{i % 7}",
+            "occurred_at": "2026-11-23T10:00:00+08:00",
+            "device_id": "dev-shared-t",
+            "success": False,
+        }
+        for i in range(400)
+    ]
+    results: list[Any] = []
+    start = threading.Barrier(3)
+
+    def send() -> None:
+        start.wait()
+        results.append(engine.ingest([dict(e) for e in batch]))
+
+    senders = [threading.Thread(target=send) for _ in range(3)]
+    for t in senders:
+        t.start()
+    for t in senders:
+        t.join(60)
+    assert len(results) == 3
+    accepted = [e for r in results for e in r.accepted]
+    assert sorted(accepted) == sorted(e["event_id"] for e in batch)  # each event accepted by exactly one sender
+    for r in results:
+        assert set(r.accepted).isdisjoint(r.duplicates) and len(r.accepted) + len(r.duplicates) == len(batch)
+    with engine.db.connect() as conn:
+        stored = conn.execute(sa.select(sa.func.count()).select_from(events)).scalar_one()
+    assert stored == len(batch)
+    as_of = dt.datetime(2026, 11, 23, 2, 30, tzinfo=dt.UTC)
+    assert engine.online_features("cust-t0", as_of=as_of)["customer_failed_logins_1h"] == 58.0  # 400 / 7, once

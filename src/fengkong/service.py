@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,7 @@ class Engine:
                 state = MemoryState()
         # A shared, persistent state (Redis) already holds the windows; only in-process state is replayed.
         self._replay_windows = isinstance(state, MemoryState)
+        self._writer = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fengkong-store")  # see _ingest
         self.online = OnlineFeatures(Velocity(load_windows(), state), EntityGraph())
         self._rebuild_online_state()
         # What the audit chain vouches for, by entry kind: recomputes stored records' content hashes on verify.
@@ -212,6 +214,7 @@ class Engine:
         return Path.cwd() / "fengkong.key"
 
     def close(self) -> None:
+        self._writer.shutdown(wait=True)
         self.db.dispose()
 
     def __enter__(self) -> Engine:
@@ -817,13 +820,54 @@ class Engine:
                 }
             )
             prepared.append((event, occurred, keys, payload))
-        with self.db.begin() as conn:
+        with self.db.connect() as conn:
             ids = [r["event_id"] for r in rows]
             existing = set(conn.execute(sa.select(events.c.event_id).where(events.c.event_id.in_(ids))).scalars())
-            new_rows = [r for r in rows if r["event_id"] not in existing]
-            if new_rows:  # a concurrent batch may have stored one meanwhile: ours then reports it as a duplicate
-                inserted = insert_new(conn, new_rows)
-                existing |= {r["event_id"] for r in new_rows if r["event_id"] not in inserted}
+        new_rows = [r for r in rows if r["event_id"] not in existing]
+        # The in-process state is updated while another thread writes the batch (the database driver works with
+        # the GIL released); the call still returns only once the events are durable. A shared state (Redis)
+        # cannot be rebuilt if the write fails, so it is updated only after the write.
+        store = self._writer.submit(self._store_events, new_rows) if new_rows and self._replay_windows else None
+        if new_rows and store is None:
+            existing |= self._store_events(new_rows)
+        try:
+            raised = self._apply_events(prepared, existing, result, actor)
+        finally:
+            if store is not None:
+                wait([store])
+        if store is not None:
+            error = store.exception()
+            if error is not None:
+                log.error("a batch of %d events was not stored: %s", len(new_rows), type(error).__name__)
+                self._reset_online_state()  # the state counted events the store does not hold
+                raise error
+            raced = store.result()
+            if raced:  # stored by a concurrent batch meanwhile: counted once (the state ignores a repeat), by it
+                existing |= raced
+                result.duplicates.extend(e for e in result.accepted if e in raced)
+                result.accepted = [e for e in result.accepted if e not in raced]
+                raised = [a for a in raised if a["event_id"] not in raced]
+        complaints = [p[0] for p in prepared if p[0].type == "complaint" and p[0].event_id not in existing]
+        if raised or complaints:
+            self._follow_up(raised, complaints, actor)
+            result.alerts = [a["id"] for a in raised]
+        metrics.EVENTS.inc(len(result.accepted))
+        return result
+
+    def _store_events(self, rows: list[dict[str, Any]]) -> set[str]:
+        """Write new events in one transaction; returns the ids a concurrent batch stored first (duplicates)."""
+        with self.db.begin() as conn:
+            inserted = insert_new(conn, rows)
+        return {r["event_id"] for r in rows} - inserted
+
+    def _apply_events(
+        self,
+        prepared: list[tuple[Any, dt.datetime, dict[str, str], dict[str, Any]]],
+        existing: set[str],
+        result: IngestResult,
+        actor: str,
+    ) -> list[dict[str, Any]]:
+        """Count new events in the online state and run their triggers; returns the alerts raised."""
         policy = self.policy()
         raised: list[dict[str, Any]] = []
         if _LOAN_EVENTS.intersection(p[0].type for p in prepared):  # before triggers, which then see the loan paid
@@ -838,12 +882,13 @@ class Engine:
             result.accepted.append(event.event_id)
             if policy.wakes(event.type):
                 raised.extend(self._fire_triggers(policy, event.type, event.event_id, keys, occurred))
-        complaints = [p[0] for p in prepared if p[0].type == "complaint" and p[0].event_id not in existing]
-        if raised or complaints:
-            self._follow_up(raised, complaints, actor)
-            result.alerts = [a["id"] for a in raised]
-        metrics.EVENTS.inc(len(result.accepted))
-        return result
+        return raised
+
+    def _reset_online_state(self) -> None:
+        """Rebuild the in-process state from the stored events, after it counted a batch the store refused."""
+        self.online = OnlineFeatures(Velocity(self.online.velocity.specs, MemoryState()), EntityGraph())
+        self._mark_expiry = []
+        self._rebuild_online_state()
 
     def _follow_up(self, raised: list[dict[str, Any]], complaints: list[Any], actor: str) -> None:
         """What a stored batch sets off, in one transaction: its alerts (with their line freezes and audit
