@@ -16,7 +16,15 @@ from fengkong.errors import FengkongError
 from fengkong.pii import inspect_id_number
 from fengkong.store.tables import audit_log, credit_lines, line_actions, line_review_runs
 
-TODAY = dt.datetime.now(dt.UTC).date()
+
+def today() -> dt.date:
+    """Today in UTC, read when a test needs it (a module constant goes stale when a run crosses midnight)."""
+    return dt.datetime.now(dt.UTC).date()
+
+
+def days_from_today(days: int, since: dt.date) -> set[str]:
+    """The date ``days`` after today as an action taken since ``since`` may have seen it (midnight may pass)."""
+    return {(d + dt.timedelta(days=days)).isoformat() for d in (since, today())}
 
 
 def id_age(raw_id: str) -> int:
@@ -74,9 +82,10 @@ def test_an_approval_opens_a_line_with_its_history(engine: Any, application: dic
 def test_actions_follow_the_state_machine_with_reasons_and_notices(engine: Any, application: dict[str, Any]) -> None:
     line = approved(engine, application, "c-act")
     lid, limit = line["line_id"], line["limit"]
+    day0 = today()
     frozen = engine.lines.act(lid, "freeze", actor="ana", reasons=["LINE_RISK_EVENTS"], note="call back", review_days=7)
     assert (frozen["status"], frozen["available"]) == ("frozen", 0.0)
-    assert frozen["review_due_on"] == (TODAY + dt.timedelta(days=7)).isoformat()
+    assert frozen["review_due_on"] in days_from_today(7, day0)
     assert [r["code"] for r in frozen["reasons"]] == ["LINE_RISK_EVENTS"]
     last = frozen["history"][-1]
     assert (last["action"], last["from_status"], last["to_status"], last["actor"], last["note"]) == (
@@ -289,15 +298,17 @@ def test_a_decrease_with_notice_takes_effect_on_its_day(engine: Any, application
     line = approved(engine, application, "c-notice")
     lid, limit = line["line_id"], line["limit"]
     engine.policy().spec.lines.guardrails.decrease_notice_days = 30  # the lender's notice rule
+    day0 = today()
     try:
         cut = engine.lines.act(lid, "decrease", actor="ana", new_limit=limit - 500, note="n")
     finally:
         engine.policy().spec.lines.guardrails.decrease_notice_days = 0
     assert cut["limit"] == limit and cut["pending_limit"] == limit - 500
-    assert cut["pending_effective_on"] == (TODAY + dt.timedelta(days=30)).isoformat()
+    assert cut["pending_effective_on"] in days_from_today(30, day0)
     assert "生效" in cut["history"][-1]["notice"]["zh"]
-    assert engine.lines.settle_pending(TODAY + dt.timedelta(days=29)) == 0
-    assert engine.lines.settle_pending(TODAY + dt.timedelta(days=30)) == 1
+    effective = dt.date.fromisoformat(cut["pending_effective_on"])
+    assert engine.lines.settle_pending(effective - dt.timedelta(days=1)) == 0
+    assert engine.lines.settle_pending(effective) == 1
     done = engine.lines.get(lid)
     assert (done["limit"], done["pending_limit"], done["history"][-1]["action"]) == (
         limit - 500,
@@ -390,9 +401,9 @@ def test_an_applied_review_never_acts_on_a_line_that_moved_since_the_plan(
     assert run.applied + run.skipped == 2
     # a review is applied as of today only; other dates are dry runs
     with pytest.raises(FengkongError) as err:
-        engine.lines.review(TODAY + dt.timedelta(days=200), apply=True)
+        engine.lines.review(today() + dt.timedelta(days=200), apply=True)
     assert (err.value.code, err.value.field) == ("invalid_value", "as_of")
-    assert engine.lines.review(TODAY + dt.timedelta(days=200)).run_id is None
+    assert engine.lines.review(today() + dt.timedelta(days=200)).run_id is None
     # a line is opened from an application decision only, and its note is part of the audited action
     drawdown = engine.lines.drawdown(cut_a, {"amount": 100, "term": 12, "destination_account": "6222000011112222"})
     with pytest.raises(FengkongError) as err:
