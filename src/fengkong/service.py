@@ -30,7 +30,7 @@ from fengkong.applications import ApplicationIn
 from fengkong.domain import Language, Outcome, Role, new_id
 from fengkong.errors import FengkongError, FieldProblem, from_validation_error, not_found
 from fengkong.events.ingest import IngestResult, keys_from_payload, observation, parse_events, protect
-from fengkong.events.store import insert_new
+from fengkong.events.store import store_new
 from fengkong.explain import analyst_view, customer_view
 from fengkong.features.application import application_features
 from fengkong.features.graph import EntityGraph
@@ -856,9 +856,7 @@ class Engine:
 
     def _store_events(self, rows: list[dict[str, Any]]) -> set[str]:
         """Write new events in one transaction; returns the ids a concurrent batch stored first (duplicates)."""
-        with self.db.begin() as conn:
-            inserted = insert_new(conn, rows)
-        return {r["event_id"] for r in rows} - inserted
+        return store_new(self.db, rows)
 
     def _apply_events(
         self,

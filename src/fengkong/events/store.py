@@ -52,3 +52,55 @@ def insert_new(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> set[st
     else:
         stmt = sqlite.insert(events).on_conflict_do_nothing(index_elements=["event_id"])
     return set(conn.execute(stmt.returning(events.c.event_id), list(rows)).scalars())
+
+
+_SQLITE_INSERT = (
+    "INSERT INTO events (event_id, type, customer_id, occurred_at, received_at, payload) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_SQLITE_CHUNK = 500  # ids per IN (...) query, well under SQLite's limit on parameters
+
+
+def store_new(db: sa.Engine, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Store events the caller found new, in one transaction; return the ids another writer stored meanwhile.
+
+    On SQLite the transaction takes the write lock first (BEGIN IMMEDIATE), so the ids still new once it holds
+    it are exactly those it inserts, and the rows go to the driver as plain text values in one executemany:
+    the database then works with the GIL released while the caller's thread counts the same events (see
+    ``Engine._ingest``). Elsewhere: :func:`insert_new` in an ordinary transaction."""
+    if db.dialect.name != "sqlite":
+        with db.begin() as conn:
+            inserted = insert_new(conn, rows)
+        return {r["event_id"] for r in rows} - inserted
+    received_text = {moment: sqlite_time(moment) for moment in {r["received_at"] for r in rows}}
+    values = [
+        (
+            r["event_id"],
+            r["type"],
+            r["customer_id"],
+            sqlite_time(r["occurred_at"]),
+            received_text[r["received_at"]],
+            json.dumps(r["payload"]),
+        )
+        for r in rows
+    ]
+    raw = db.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            ids = [v[0] for v in values]
+            raced: set[str] = set()
+            for i in range(0, len(ids), _SQLITE_CHUNK):
+                chunk = ids[i : i + _SQLITE_CHUNK]
+                query = f"SELECT event_id FROM events WHERE event_id IN ({','.join('?' * len(chunk))})"  # noqa: S608
+                raced.update(r[0] for r in cursor.execute(query, chunk))
+            cursor.executemany(_SQLITE_INSERT, [v for v in values if v[0] not in raced])
+            raw.commit()
+        except BaseException:
+            raw.rollback()
+            raise
+        finally:
+            cursor.close()
+    finally:
+        raw.close()
+    return raced
