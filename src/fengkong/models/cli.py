@@ -100,6 +100,17 @@ def model_train(
     pdo: Annotated[float, typer.Option(help="points to double the odds")] = 20.0,
     min_iv: Annotated[float, typer.Option(help="scorecard: keep features with at least this IV")] = 0.02,
     rounds: Annotated[int, typer.Option(help="gbdt: at most this many boosting rounds (early stopping)")] = 500,
+    prebin_rows: Annotated[
+        int,
+        typer.Option(
+            help="pre-bin on a stratified sample of this many training rows when there are more (bin statistics "
+            "still use every row); 0: pre-bin on every row"
+        ),
+    ] = 50_000,
+    prebinning: Annotated[
+        str, typer.Option(help="pre-bins of numbers: auto (CART on every row, quantiles of a sample), cart, quantile")
+    ] = "auto",
+    jobs: Annotated[int | None, typer.Option("--jobs", help="threads for binning (default: one per core)")] = None,
     report: Annotated[
         Path | None, typer.Option("--report", help="report folder; default model-reports/NAME@VERSION")
     ] = None,
@@ -133,6 +144,9 @@ def model_train(
                 pdo=pdo,
                 min_iv=min_iv,
                 rounds=rounds,
+                prebin_rows=prebin_rows or None,
+                prebinning=prebinning,
+                n_jobs=jobs,
                 report_dir=folder,
                 actor="cli",
                 progress=bar,

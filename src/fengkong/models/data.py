@@ -6,6 +6,7 @@ Every refusal is a FengkongError naming the column at fault, raised before anyth
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +67,9 @@ def fingerprint(frame: pl.DataFrame) -> str:
     fingerprint whatever file format they came in."""
     digest = hashlib.sha256()
     for start in range(0, max(frame.height, 1), 200_000):
-        digest.update(frame.slice(start, 200_000).write_csv(include_header=start == 0).encode("utf-8"))
+        chunk = io.BytesIO()  # the CSV bytes as polars writes them: no Python string in between
+        frame.slice(start, 200_000).write_csv(chunk, include_header=start == 0)
+        digest.update(chunk.getbuffer())
     return digest.hexdigest()
 
 

@@ -74,7 +74,11 @@ def score_points(model: ScoreModel, frame: pl.DataFrame, points: bool = True) ->
     """Score, PD and per-characteristic points of every row.
 
     ``points=False`` skips a GBDT's TreeSHAP (the costly part: about 100 µs a row) and takes the score from
-    LightGBM's raw log-odds, equal to the sum of the points up to rounding: for measuring, not for reasons."""
+    LightGBM's raw log-odds, equal to the sum of the points up to rounding; a scorecard then sums its points in
+    one polars query without returning them: for measuring, not for reasons."""
+    if isinstance(model, Scorecard) and not points:
+        score = _summed(model, frame)
+        return Scored(score, model.pd(score), None)
     check_columns(model, frame)
     inputs = prepared_inputs(model, frame)
     if isinstance(model, GbdtModel) and not points:
@@ -96,12 +100,17 @@ def score_points(model: ScoreModel, frame: pl.DataFrame, points: bool = True) ->
 
 def score_only(model: Scorecard, frame: pl.DataFrame) -> pl.DataFrame:
     """Score and PD as one polars query (the fast path for a scorecard: no per-characteristic output)."""
+    score = _summed(model, frame)
+    return pl.DataFrame([pl.Series("score", score), pl.Series("pd", model.pd(score))])
+
+
+def _summed(model: Scorecard, frame: pl.DataFrame) -> FloatArray:
     check_columns(model, frame)
     total: pl.Expr = pl.lit(model.base_points, dtype=pl.Float64)
     for p in model.points_exprs():
         total = total + p
-    scored = prepared_inputs(model, frame).lazy().select(total.alias("score")).collect()
-    return scored.with_columns(pl.Series("pd", model.pd(scored["score"].to_numpy())))
+    score: FloatArray = prepared_inputs(model, frame).lazy().select(total.alias("score")).collect()["score"].to_numpy()
+    return score
 
 
 def scored_frame(model: ScoreModel, frame: pl.DataFrame, reasons: int = 3, keep: bool = True) -> pl.DataFrame:

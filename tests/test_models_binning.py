@@ -1,0 +1,177 @@
+"""Fast binning for large tables (fengkong/models/binning.py): pre-bins fitted on a stratified sample while the
+bins' statistics come from every training row, optbinning given exactly the statistics of all rows, the
+parallel path giving the same artefact as the serial one, grouped calibration, and bad options refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from optbinning import OptimalBinning
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from typer.testing import CliRunner
+
+from fengkong.cli import app
+from fengkong.errors import FengkongError
+from fengkong.models.binning import prebin_counts, stratified_sample
+from fengkong.models.calibration import Scaling, fit_calibration
+from fengkong.models.scorecard import Scorecard
+from fengkong.models.train import TrainOptions, train_model
+from support.models import APP_FEATURES, german_model, history
+
+SAMPLE = 1000  # of the ~3,100 training rows of the history with an outcome: pre-bins come from a sample
+
+
+def _options(**kwargs: object) -> TrainOptions:
+    values: dict[str, object] = {
+        "kind": "scorecard",
+        "target": "bad",
+        "features": APP_FEATURES,
+        "monotonic": {"bureau_worst_dpd": "asc"},
+        "prebin_rows": SAMPLE,
+        **kwargs,
+    }
+    return TrainOptions(**values)  # type: ignore[arg-type]
+
+
+def test_sampled_prebins_have_statistics_from_every_training_row() -> None:
+    trained = train_model(history(), _options(), "sampled", "1")
+    prebinning = trained.training["parameters"]["prebinning"]
+    assert prebinning["sample_rows"] == SAMPLE and prebinning["numbers"] == ["quantile"]
+    assert "monthly_income" in prebinning["sampled_features"]
+    card = trained.model
+    assert isinstance(card, Scorecard)
+    frame, bad = trained.report["train_frame"], trained.report["y_train"]
+    rows = trained.training["train_rows"]
+    assert frame.height == rows > 2 * SAMPLE
+    bins = frame.select([e.alias(c.name) for e, c in zip(card.bin_exprs(), card.spec.characteristics, strict=True)])
+    checked = 0
+    for c in card.spec.characteristics:
+        b = trained.report["binnings"][c.feature]
+        if not b.sampled:
+            continue
+        table = b.optb.binning_table.build(add_totals=False)  # the bins, special, missing
+        assert int(table["Count"].sum()) == rows and int(table["Event"].sum()) == int(bad.sum())
+        # the artefact's bins, applied to every training row, hold exactly optbinning's counts
+        index = bins[c.name].to_numpy()
+        k = len(c.bins)
+        for i in range(k):
+            assert int(table["Count"].iloc[i]) == int((index == i).sum()), (c.name, i)
+            assert int(table["Event"].iloc[i]) == int(bad[index == i].sum()), (c.name, i)
+        assert int(table["Count"].iloc[-1]) == int((index == k).sum())  # missing
+        checked += 1
+    assert checked >= 3
+    assert trained.metrics["valid"]["auc"] >= 0.62
+
+
+def test_prebin_counts_give_optbinning_the_statistics_of_every_row() -> None:
+    """One weighted row per (pre-bin, outcome) is, to optbinning, the same as all the rows."""
+    rng = np.random.default_rng(7)
+    x = rng.lognormal(0, 1, 50_000)
+    y = (rng.random(x.size) < 1 / (1 + np.exp(2.5 - 0.4 * np.log1p(x)))).astype(np.int8)
+    x[rng.random(x.size) < 0.05] = np.nan
+    splits = np.unique(np.nanquantile(x[:5000], np.linspace(0, 1, 21)[1:-1]))
+    every = OptimalBinning("x", monotonic_trend="auto_asc_desc", user_splits=splits).fit(x, y)
+    xs, ys, ws = prebin_counts(x, y, splits)
+    assert xs.size <= 2 * (splits.size + 2) + 1  # a handful of rows instead of 50,000
+    grouped = OptimalBinning("x", monotonic_trend="auto_asc_desc", user_splits=splits).fit(xs, ys, sample_weight=ws)
+    assert np.array_equal(every.splits, grouped.splits)
+    a, b = every.binning_table.build(add_totals=False), grouped.binning_table.build(add_totals=False)
+    assert a.drop(columns="Bin").equals(b.drop(columns="Bin")) and list(a["Bin"]) == list(b["Bin"])
+    assert every.binning_table.iv == grouped.binning_table.iv
+
+
+def test_stratified_sample_keeps_the_bad_rate() -> None:
+    y = (np.arange(100_000) % 10 == 0).astype(np.int8)
+    rows = stratified_sample(y, 20_000, seed=3)
+    assert rows.size == 20_000 and np.all(np.diff(rows) > 0)
+    assert y[rows].mean() == pytest.approx(0.1, abs=1e-4)
+
+
+@pytest.mark.parametrize("prebin_rows", [SAMPLE, None])
+def test_parallel_binning_gives_the_same_artefact_as_serial(prebin_rows: int | None) -> None:
+    serial = train_model(history(), _options(prebin_rows=prebin_rows, n_jobs=1), "par", "1")
+    parallel = train_model(history(), _options(prebin_rows=prebin_rows, n_jobs=2), "par", "1")
+    assert parallel.artefact == serial.artefact
+    assert parallel.metrics == serial.metrics
+
+
+def test_prebinning_methods_are_options() -> None:
+    cart = train_model(history(), _options(prebinning="cart"), "cart", "1")
+    assert cart.training["parameters"]["prebinning"]["numbers"] == ["cart"]
+    everything = train_model(history(), _options(prebin_rows=None), "all", "1")
+    assert everything.training["parameters"]["prebinning"] == {
+        "numbers": ["cart"],
+        "sample_rows": None,
+        "sampled_features": [],
+        "note": "bin statistics, WoE and IV are computed on every training row",
+    }
+    for trained in (cart, everything):
+        assert trained.metrics["valid"]["auc"] >= 0.62
+
+
+def test_small_tables_are_binned_on_every_row() -> None:
+    parameters = german_model("scorecard").training["parameters"]
+    assert parameters["prebinning"]["sample_rows"] is None and parameters["prebinning"]["numbers"] == ["cart"]
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [({"prebinning": "tree"}, "prebinning"), ({"prebin_rows": 10}, "prebin_rows"), ({"n_jobs": 0}, "n_jobs")],
+)
+def test_bad_binning_options_are_refused(options: dict[str, object], field: str) -> None:
+    with pytest.raises(FengkongError) as caught:
+        train_model(history(), _options(**options), "bad", "1")
+    assert (caught.value.code, caught.value.field) == ("invalid_field", field)
+
+
+def test_grouped_calibration_fits_the_same_curve_as_every_row() -> None:
+    """A scorecard's whole-point scores are grouped by (score, outcome) before fitting: same likelihood."""
+    rng = np.random.default_rng(11)
+    score = np.rint(rng.normal(600, 40, 200_000))
+    bad = (rng.random(score.size) < 1 / (1 + np.exp((score - 520) / 25))).astype(np.int8)
+    scaling = Scaling()
+    platt = fit_calibration(score, bad, scaling, "platt", "test")
+    rows = LogisticRegression(C=1e6, max_iter=1000).fit(scaling.log_odds_from_score(score).reshape(-1, 1), bad)
+    assert platt.slope == pytest.approx(float(rows.coef_[0][0]), rel=1e-3)
+    assert platt.intercept == pytest.approx(float(rows.intercept_[0]), rel=1e-3, abs=1e-3)
+    iso = fit_calibration(score, bad, scaling, "isotonic", "test")
+    every = IsotonicRegression(increasing=False, out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(score, bad)
+    assert iso.score_knots == pytest.approx(list(every.X_thresholds_))
+    assert iso.pd_knots == pytest.approx(list(every.y_thresholds_), abs=1e-12)
+    grid = np.linspace(450, 750, 31)
+    assert np.allclose(iso.pd(grid, scaling), np.clip(every.predict(grid), 1e-6, 1 - 1e-6), atol=1e-12)
+
+
+def test_gbdt_information_values_cover_every_candidate() -> None:
+    frame = history().with_columns(pl.col("monthly_income").alias("income_copy"))
+    options = TrainOptions(kind="gbdt", target="bad", features=[*APP_FEATURES, "income_copy"], rounds=20)
+    iv = train_model(frame, options, "gbdt-iv", "1").metrics["iv"]
+    assert set(iv) == {*APP_FEATURES, "income_copy"}
+    assert iv["income_copy"] == pytest.approx(iv["monthly_income"])
+
+
+def test_the_command_line_passes_the_binning_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FENGKONG_DATABASE_URL", f"sqlite:///{tmp_path / 'fengkong.db'}")
+    monkeypatch.setenv("FENGKONG_SECRET_KEY", "test-secret-key-0123456789abcdef-0123456789")
+    data = tmp_path / "history.csv"
+    history().select([*APP_FEATURES, "bad"]).write_csv(data)
+    runner = CliRunner()
+    common = ["model", "train", str(data), "--target", "bad", "--no-report", "--json"]
+    result = runner.invoke(app, [*common, "--name", "opts", "--prebin-rows", "1000", "--prebinning", "cart",
+                                 "--jobs", "1"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    prebinning = json.loads(result.output)["training"]["parameters"]["prebinning"]
+    assert prebinning["sample_rows"] == 1000 and prebinning["numbers"] == ["cart"]
+    result = runner.invoke(app, [*common, "--name", "opts", "--prebin-rows", "0"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["training"]["parameters"]["prebinning"]["sample_rows"] is None
+    result = runner.invoke(app, [*common, "--name", "opts", "--prebinning", "tree"])
+    assert result.exit_code != 0 and "prebinning" in result.output
+    listed = json.loads(runner.invoke(app, ["model", "list", "--json"]).output)
+    assert [m["label"] for m in listed] == ["opts@1", "opts@2"]  # the refused run registered nothing
