@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -54,17 +55,23 @@ def insert_new(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> set[st
     return set(conn.execute(stmt.returning(events.c.event_id), list(rows)).scalars())
 
 
-_SQLITE_INSERT = (
-    "INSERT INTO events (event_id, type, customer_id, occurred_at, received_at, payload) VALUES (?, ?, ?, ?, ?, ?)"
-)
 _SQLITE_CHUNK = 500  # ids per IN (...) query, well under SQLite's limit on parameters
+_SQLITE_ROWS = 1000  # rows per INSERT: 6,000 parameters, under SQLite's 32,766
+
+
+@functools.lru_cache(maxsize=8)
+def _sqlite_insert(rows: int) -> str:
+    """One INSERT of many rows: SQLite runs it in one step, so the driver gives up the GIL once per statement,
+    not once per row (with a busy counting thread beside it, each hand-back of the GIL costs a wait)."""
+    values = ",".join(["(?, ?, ?, ?, ?, ?)"] * rows)
+    return f"INSERT INTO events (event_id, type, customer_id, occurred_at, received_at, payload) VALUES {values}"  # noqa: S608
 
 
 def store_new(db: sa.Engine, rows: Sequence[Mapping[str, Any]]) -> set[str]:
     """Store events the caller found new, in one transaction; return the ids another writer stored meanwhile.
 
     On SQLite the transaction takes the write lock first (BEGIN IMMEDIATE), so the ids still new once it holds
-    it are exactly those it inserts, and the rows go to the driver as plain text values in one executemany:
+    it are exactly those it inserts, and the rows go to the driver as plain text values in multi-row INSERTs:
     the database then works with the GIL released while the caller's thread counts the same events (see
     ``Engine._ingest``). Elsewhere: :func:`insert_new` in an ordinary transaction."""
     if db.dialect.name != "sqlite":
@@ -94,7 +101,10 @@ def store_new(db: sa.Engine, rows: Sequence[Mapping[str, Any]]) -> set[str]:
                 chunk = ids[i : i + _SQLITE_CHUNK]
                 query = f"SELECT event_id FROM events WHERE event_id IN ({','.join('?' * len(chunk))})"  # noqa: S608
                 raced.update(r[0] for r in cursor.execute(query, chunk))
-            cursor.executemany(_SQLITE_INSERT, [v for v in values if v[0] not in raced])
+            fresh = [v for v in values if v[0] not in raced]
+            for i in range(0, len(fresh), _SQLITE_ROWS):
+                rows_now = fresh[i : i + _SQLITE_ROWS]
+                cursor.execute(_sqlite_insert(len(rows_now)), [x for v in rows_now for x in v])
             raw.commit()
         except BaseException:
             raw.rollback()

@@ -7,12 +7,16 @@ longer see, so memory stays bounded as time passes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol
 
 
 class OnlineState(Protocol):
     def add(self, series: str, key: str, ts: float, member: str, amount: float, horizon: float) -> None:
         """Record ``member`` at ``ts``; the same (series, key, member, ts) twice is recorded once."""
+
+    def add_many(self, items: Iterable[tuple[str, str, float, str, float, float]]) -> None:
+        """``add`` for each (series, key, ts, member, amount, horizon), in order."""
 
     def count(self, series: str, key: str, since: float, until: float) -> int:
         """Members with since < ts ≤ until."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_right
+from collections.abc import Iterable
 from operator import itemgetter
 
 _INF = float("inf")
@@ -25,31 +26,40 @@ class MemoryState:
         self._lock = threading.Lock()
 
     def add(self, series: str, key: str, ts: float, member: str, amount: float, horizon: float) -> None:
-        entry = (ts, member, amount)
         with self._lock:
-            keys = self._series.get(series)
-            if keys is None:
-                keys = self._series[series] = {}
-            self._horizon[series] = horizon
-            if ts > self._clock:
-                self._clock = ts
-            entries = keys.get(key)
-            if entries is None:
-                keys[key] = [entry]
-                if len(keys) >= self._sweep_at.get(series, SWEEP_FLOOR):
-                    self._sweep(series, keys)
-                return
-            if entry > entries[-1]:  # events mostly arrive in time order: append
-                entries.append(entry)
-            else:
-                i = bisect_right(entries, entry)
-                if i and entries[i - 1] == entry:
-                    return  # already recorded (an event replayed)
-                entries.insert(i, entry)
-            # the newest entry is the last; nothing at or before newest - horizon can be in any window again
-            edge = entries[-1][0] - horizon
-            if entries[0][0] <= edge:
-                del entries[: bisect_right(entries, (edge, "\uffff", _INF))]
+            self._add(series, key, ts, member, amount, horizon)
+
+    def add_many(self, items: Iterable[tuple[str, str, float, str, float, float]]) -> None:
+        """Several adds under one lock (an event's windows)."""
+        with self._lock:
+            for item in items:
+                self._add(*item)
+
+    def _add(self, series: str, key: str, ts: float, member: str, amount: float, horizon: float) -> None:
+        entry = (ts, member, amount)
+        keys = self._series.get(series)
+        if keys is None:
+            keys = self._series[series] = {}
+        self._horizon[series] = horizon
+        if ts > self._clock:
+            self._clock = ts
+        entries = keys.get(key)
+        if entries is None:
+            keys[key] = [entry]
+            if len(keys) >= self._sweep_at.get(series, SWEEP_FLOOR):
+                self._sweep(series, keys)
+            return
+        if entry > entries[-1]:  # events mostly arrive in time order: append
+            entries.append(entry)
+        else:
+            i = bisect_right(entries, entry)
+            if i and entries[i - 1] == entry:
+                return  # already recorded (an event replayed)
+            entries.insert(i, entry)
+        # the newest entry is the last; nothing at or before newest - horizon can be in any window again
+        edge = entries[-1][0] - horizon
+        if entries[0][0] <= edge:
+            del entries[: bisect_right(entries, (edge, "\uffff", _INF))]
 
     def _sweep(self, series: str, keys: dict[str, list[tuple[float, str, float]]]) -> None:
         """Forget a series' keys idle for longer than its horizon (a device seen once, months ago), so memory
