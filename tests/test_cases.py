@@ -445,6 +445,9 @@ def test_a_batch_of_cases_opens_in_one_go_in_order_once_per_source(engine: Any) 
             ]
         )
     assert bad.value.field == "priority"
+    with pytest.raises(FengkongError) as unknown:  # a misspelt field is named, not ignored
+        engine.cases.open_many([{"type": "complaint", "customer_id": "cust-m4", "evnt_id": "evt-m4"}])
+    assert (unknown.value.code, unknown.value.field) == ("unknown_field", "evnt_id")
     with pytest.raises(FengkongError) as foreign:  # an alert of another customer
         alert = store_alert(engine, "cust-m6", "alert")
         engine.cases.open_many([{"type": "fraud_alert", "customer_id": "cust-m7", "alert_id": alert}])

@@ -728,3 +728,11 @@ def test_age_is_read_from_a_raw_id_number_when_not_declared(engine: Engine, appl
     assert detail["features"]["age"] == expected
     assert detail["features"]["id_age_gap"] is None  # nothing declared to compare with
     assert "age" not in detail["inputs"]["applicant"]  # the stored inputs are what the lender sent
+
+
+def test_ids_made_in_one_millisecond_still_sort_in_the_order_they_were_made() -> None:
+    from fengkong.domain import new_id
+
+    ids = [new_id("cac") for _ in range(20_000)]  # many per millisecond
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert all(len(i) == len("cac_") + 26 for i in ids)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from enum import StrEnum
 
@@ -44,12 +45,23 @@ class Language(StrEnum):
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
+_id_lock = threading.Lock()
+_last_id = 0
+
+
 def new_id(prefix: str) -> str:
     """A time-ordered, unguessable identifier (ULID layout) with a readable prefix, e.g. ``dec_01J...``.
 
-    Time ordering keeps B-tree inserts local; 80 random bits keep ids unguessable across tenants.
+    Time ordering keeps B-tree inserts local; 80 random bits keep ids unguessable across tenants. Within one
+    process ids also increase strictly (as ULID's monotonic mode), so records made in the same millisecond
+    list in the order they were made.
     """
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    global _last_id
+    with _id_lock:
+        value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+        if value <= _last_id:  # the same millisecond drew a smaller random part: step forward a random amount
+            value = _last_id + 1 + int.from_bytes(os.urandom(5), "big")
+        _last_id = value
     chars = []
     for _ in range(26):
         value, rem = divmod(value, 32)

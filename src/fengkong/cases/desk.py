@@ -76,6 +76,15 @@ MAX_LIMIT = 10_000_000.0
 _COMPARED = ("outcome", "reasons", "limit", "apr")  # what a replay must give again for a decision to reproduce
 
 
+#: What a request to open a case may hold (the keyword parameters of ``CaseDesk.open`` but the actor).
+_REQUEST_FIELDS = frozenset(
+    {
+        "type", "customer_id", "decision_id", "alert_id", "line_id", "line_action_id", "event_id", "evidence",
+        "priority", "message", "language", "note", "source",
+    }
+)  # fmt: skip
+
+
 @dataclass(slots=True)
 class _NewCase:
     """A case checked and ready to insert, with what its opening step records."""
@@ -138,38 +147,8 @@ class CaseDesk:
         with none of them is a manual one and always new. ``message`` (a customer's own words) is stored
         encrypted. The due time is now plus the SLA of the type in the active policy (``cases.sla_hours``).
         """
-        new = self._prepare(
-            type,
-            customer_id,
-            decision_id=decision_id,
-            alert_id=alert_id,
-            line_id=line_id,
-            line_action_id=line_action_id,
-            event_id=event_id,
-            evidence=evidence,
-            priority=priority,
-            message=message,
-            language=language,
-            note=note,
-            source=source,
-            actor=actor,
-        )
-        record = new.record
-        self._check_subjects(record["customer_id"], record["decision_id"], record["alert_id"])
-        existing = self._by_source(record["source"])
-        if existing is not None:
-            return self._existing(existing, record["customer_id"])
-        try:
-            with self.engine.db.begin() as conn:
-                self._insert(conn, [new])
-        except sa.exc.IntegrityError:
-            # The same source opened concurrently elsewhere: that case is the case.
-            again = self._by_source(record["source"])
-            if again is None:
-                raise
-            return self._existing(again, record["customer_id"])
-        log.info("case %s opened type=%s source=%s", record["id"], record["type"], record["source"].split(":", 1)[0])
-        return {**self._summary(self._row(record["id"])), "created": True}
+        request = {k: v for k, v in locals().items() if k not in ("self", "actor")}  # exactly the parameters above
+        return self.open_many([request], actor)[0]
 
     def open_many(
         self, requests: Sequence[Mapping[str, Any]], actor: str = "python", conn: sa.Connection | None = None
@@ -177,9 +156,9 @@ class CaseDesk:
         """Open many cases in one transaction (an ingested batch's alerts and complaints): each request holds
         the keyword arguments of :meth:`open`, and the answers come back in the same order. A source already
         open, or named twice, gives its one case; if another writer opens one of these sources meanwhile, the
-        batch falls back to opening them one by one. Given ``conn``, all of it happens in the caller's
+        batch is read again and answers with that writer's case. Given ``conn``, all of it happens in the caller's
         transaction, and such a race fails it instead (the caller decides what to do)."""
-        prepared = [self._prepare(**{"actor": actor, **dict(r)}) for r in requests]
+        prepared = [self._prepare(r, actor) for r in requests]
         if not prepared:
             return []
         with self.engine.db.connect() if conn is None else contextlib.nullcontext(conn) as reader:
@@ -197,8 +176,8 @@ class CaseDesk:
             try:
                 with self.engine.db.begin() as writer:
                     self._insert(writer, list(fresh.values()))
-            except sa.exc.IntegrityError:
-                return [self.open(**{"actor": actor, **dict(r)}) for r in requests]
+            except sa.exc.IntegrityError:  # another writer opened one of these sources meanwhile: read them again
+                return self.open_many(requests, actor)
         answers = []
         for p in prepared:
             source = p.record["source"]
@@ -212,27 +191,18 @@ class CaseDesk:
         log.info("%d cases opened in one batch", len(fresh))
         return answers
 
-    def _prepare(
-        self,
-        type: str,
-        customer_id: str,
-        *,
-        decision_id: str | None = None,
-        alert_id: str | None = None,
-        line_id: str | None = None,
-        line_action_id: str | None = None,
-        event_id: str | None = None,
-        evidence: Mapping[str, Any] | None = None,
-        priority: int | None = None,
-        message: str | None = None,
-        language: str = "zh",
-        note: str | None = None,
-        source: str | None = None,
-        actor: str = "python",
-    ) -> _NewCase:
+    def _prepare(self, request: Mapping[str, Any], actor: str) -> _NewCase:
         """A checked case row, ready to insert: every bad argument is refused here, before anything is read."""
-        kind = case_type(type)
-        customer_id = _check_ref(customer_id, "customer_id")
+        unknown = sorted(set(request) - _REQUEST_FIELDS)
+        if unknown:
+            raise FengkongError("unknown_field", f"{unknown[0]}: is not a field of a case", unknown[0], 422)
+        get = request.get
+        kind = case_type(request.get("type", ""))
+        customer_id = _check_ref(get("customer_id"), "customer_id")
+        priority, message, note, source = get("priority"), get("message"), get("note"), get("source")
+        language = get("language") or "zh"
+        decision_id, alert_id, event_id = get("decision_id"), get("alert_id"), get("event_id")
+        line_id, line_action_id, evidence = get("line_id"), get("line_action_id"), get("evidence")
         prio = DEFAULT_PRIORITY[kind] if priority is None else check_priority(priority)
         lang = _language(language)
         refs = {
@@ -301,37 +271,8 @@ class CaseDesk:
             )
         return {**self._summary(row), "created": False}
 
-    def _check_subjects(self, customer_id: str, decision_id: str | None, alert_id: str | None) -> None:
-        with self.engine.db.connect() as conn:
-            if decision_id is not None:
-                owner = conn.execute(
-                    sa.select(decisions.c.customer_id).where(decisions.c.id == decision_id)
-                ).scalar_one_or_none()
-                if owner is None:
-                    raise not_found("decision", decision_id, "decision_id")
-                if owner != customer_id:
-                    raise FengkongError(
-                        "decision_customer_mismatch",
-                        f"decision {decision_id} belongs to another customer, not {customer_id!r}",
-                        "decision_id",
-                        422,
-                    )
-            if alert_id is not None:
-                owner = conn.execute(
-                    sa.select(alerts.c.customer_id).where(alerts.c.id == alert_id)
-                ).scalar_one_or_none()
-                if owner is None:
-                    raise not_found("alert", alert_id, "alert_id")
-                if owner != customer_id:
-                    raise FengkongError(
-                        "alert_customer_mismatch",
-                        f"alert {alert_id} belongs to another customer, not {customer_id!r}",
-                        "alert_id",
-                        422,
-                    )
-
     def _check_subjects_many(self, conn: sa.Connection, prepared: Sequence[_NewCase]) -> None:
-        """:meth:`_check_subjects` for a batch, with one query per table."""
+        """A named decision or alert must exist and belong to the case's customer (one query per table)."""
         wanted = {
             (table, name): {p.record[name]: p.record["customer_id"] for p in prepared if p.record[name] is not None}
             for table, name in ((decisions, "decision_id"), (alerts, "alert_id"))
