@@ -454,10 +454,10 @@ def test_remembered_keyed_hashes_are_the_keyed_hashes_and_the_memory_is_bounded(
     assert vault.keyed_hash("ip", digests[0]) != first[0] != other.keyed_hash("device", digests[0])
 
 
-def test_the_lean_sqlite_insert_writes_exactly_what_sqlalchemys_types_write(tmp_path: Path) -> None:
+def test_the_lean_sqlite_write_stores_exactly_what_sqlalchemys_types_store(tmp_path: Path) -> None:
     from sqlalchemy.dialects import sqlite
 
-    from fengkong.events.store import insert_new
+    from fengkong.events.store import store_new
     from fengkong.store.db import create_db_engine, migrate
 
     db = create_db_engine(f"sqlite:///{tmp_path / 'lean.db'}")
@@ -478,17 +478,18 @@ def test_the_lean_sqlite_insert_writes_exactly_what_sqlalchemys_types_write(tmp_
             "payload": payload,
         }
 
+    assert store_new(db, [row(f"lean-{i}", m) for i, m in enumerate(moments)]) == set()
     with db.begin() as conn:
-        assert insert_new(conn, [row(f"lean-{i}", m) for i, m in enumerate(moments)]) == {"lean-0", "lean-1"}
         conn.execute(sqlite.insert(events), [row(f"typed-{i}", m) for i, m in enumerate(moments)])
-        assert insert_new(conn, [row("lean-0", moments[0]), row("lean-2", moments[0])]) == {"lean-2"}
+    # an id stored meanwhile by another writer is reported, not written twice; the others are written
+    assert store_new(db, [row("lean-0", moments[0]), row("lean-2", moments[0])]) == {"lean-0"}
     with db.connect() as conn:
         raw = {
             r.event_id: r[1:]
             for r in conn.execute(sa.text("SELECT event_id, occurred_at, received_at, payload FROM events"))
         }
         # the stored text is the same, so time-range queries (compared as text in SQLite) see both alike
-        assert raw["lean-0"] == raw["typed-0"] and raw["lean-1"] == raw["typed-1"]
+        assert raw["lean-0"] == raw["typed-0"] and raw["lean-1"] == raw["typed-1"] and "lean-2" in raw
         edge = moments[1]
         found = conn.execute(sa.select(events.c.event_id).where(events.c.occurred_at >= edge)).scalars().all()
         assert sorted(found) == ["lean-1", "typed-1"]
@@ -496,10 +497,11 @@ def test_the_lean_sqlite_insert_writes_exactly_what_sqlalchemys_types_write(tmp_
     assert back.payload == payload and back.occurred_at.replace(tzinfo=dt.UTC) == moments[1]
     # a moment in another zone is stored as its UTC time (the engine hands over UTC; typed SQLite drops zones)
     beijing = moments[1].astimezone(dt.timezone(dt.timedelta(hours=8)))
-    with db.begin() as conn:
-        insert_new(conn, [row("lean-cst", beijing)])
+    store_new(db, [row("lean-cst", beijing)])
+    with db.connect() as conn:
         stored = conn.execute(sa.text("SELECT occurred_at FROM events WHERE event_id = 'lean-cst'")).scalar_one()
     assert stored == raw["typed-1"][0] == "2026-11-23 02:00:00.000000"
+    db.dispose()
 
 
 def test_a_batch_the_database_refuses_is_counted_nowhere(sqlite_engine: Engine) -> None:

@@ -24,7 +24,7 @@ from cryptography.fernet import Fernet
 SECRET_ENV = "FENGKONG_SECRET_KEY"  # noqa: S105 - the name of a variable
 SECRET_FILE_ENV = "FENGKONG_SECRET_FILE"  # noqa: S105
 MIN_SECRET_BYTES = 32
-RECENT_HASHES = 200_000  # keyed hashes remembered (about 60 MB at most); then the map starts afresh
+RECENT_HASHES = 200_000  # keyed hashes remembered (a few hundred bytes each); then the map starts afresh
 
 
 class SecretKeyError(RuntimeError):

@@ -13,10 +13,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from fengkong.store.tables import events
 
-_COLUMNS = ("event_id", "type", "customer_id", "occurred_at", "received_at", "payload")
-# The same table seen as plain text columns: SQLite stores times and JSON as text anyway.
-_EVENTS_AS_TEXT = sa.table("events", *(sa.column(name, sa.String) for name in _COLUMNS))
-
 
 def sqlite_time(moment: dt.datetime) -> str:
     """The text SQLAlchemy's SQLite DATETIME writes for a UTC moment (it compares as text in queries)."""
@@ -24,30 +20,12 @@ def sqlite_time(moment: dt.datetime) -> str:
 
 
 def insert_new(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
-    """Insert events whose id is not stored yet; return the ids this call stored.
+    """Insert events whose id is not stored yet, through SQLAlchemy's types; return the ids this call stored.
 
     ON CONFLICT DO NOTHING: a concurrent batch carrying the same new event wins the race, and ours then
-    reports it as a duplicate instead of failing. On SQLite the rows go in as the very text SQLAlchemy's
-    DATETIME and JSON types would write (tested): their per-value conversion cost more than the insert.
-    """
+    reports it as a duplicate instead of failing."""
     if not rows:
         return set()
-    if conn.dialect.name == "sqlite":
-        received = {r["received_at"] for r in rows}  # one moment for a whole batch, as the engine writes it
-        received_text = {moment: sqlite_time(moment) for moment in received}
-        text_rows = [
-            {
-                "event_id": r["event_id"],
-                "type": r["type"],
-                "customer_id": r["customer_id"],
-                "occurred_at": sqlite_time(r["occurred_at"]),
-                "received_at": received_text[r["received_at"]],
-                "payload": json.dumps(r["payload"]),
-            }
-            for r in rows
-        ]
-        lean = sqlite.insert(_EVENTS_AS_TEXT).on_conflict_do_nothing(index_elements=["event_id"])
-        return set(conn.execute(lean.returning(_EVENTS_AS_TEXT.c.event_id), text_rows).scalars())
     if conn.dialect.name == "postgresql":
         stmt: Any = postgresql.insert(events).on_conflict_do_nothing(index_elements=["event_id"])
     else:
@@ -71,9 +49,10 @@ def store_new(db: sa.Engine, rows: Sequence[Mapping[str, Any]]) -> set[str]:
     """Store events the caller found new, in one transaction; return the ids another writer stored meanwhile.
 
     On SQLite the transaction takes the write lock first (BEGIN IMMEDIATE), so the ids still new once it holds
-    it are exactly those it inserts, and the rows go to the driver as plain text values in multi-row INSERTs:
-    the database then works with the GIL released while the caller's thread counts the same events (see
-    ``Engine._ingest``). Elsewhere: :func:`insert_new` in an ordinary transaction."""
+    it are exactly those it inserts, and the rows go to the driver in multi-row INSERTs as the very text
+    SQLAlchemy's DATETIME and JSON types would write (tested; their per-value conversion cost more than the
+    insert): the database then works with the GIL released while the caller's thread counts the same events
+    (see ``Engine._ingest``). Elsewhere: :func:`insert_new` in an ordinary transaction."""
     if db.dialect.name != "sqlite":
         with db.begin() as conn:
             inserted = insert_new(conn, rows)
