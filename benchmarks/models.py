@@ -186,6 +186,77 @@ def toad_baseline(
     return {"seconds": seconds, "fit": fit, **discrimination(valid_df[target].to_numpy(), -score)}
 
 
+def optbinning_baseline(frame: pl.DataFrame, target: str, train: np.ndarray, valid: np.ndarray) -> dict[str, Any]:
+    """optbinning's standard scorecard pipeline, with the settings fengkong uses: BinningProcess (monotonic trend
+    found per number, IV ≥ 0.02) + Scorecard (LogisticRegression, points by PDO and odds), on a pandas frame."""
+    from optbinning import BinningProcess  # type: ignore[import-untyped, unused-ignore]
+    from optbinning import Scorecard as OptbScorecard
+    from sklearn.linear_model import LogisticRegression
+
+    from fengkong.models.data import to_pandas
+
+    features = [c for c in frame.columns if c != target]
+    text = [c for c in features if frame[c].dtype == pl.String]
+    x_train, prepare = timed(lambda: to_pandas(frame[train].select(features)))
+    x_valid = to_pandas(frame[valid].select(features))
+    y = frame[target].to_numpy()
+
+    def fit() -> Any:
+        process = BinningProcess(
+            features,
+            categorical_variables=text,
+            selection_criteria={"iv": {"min": 0.02}},
+            binning_fit_params={c: {"monotonic_trend": "auto_asc_desc"} for c in features if c not in text},
+        )
+        card = OptbScorecard(
+            process,
+            LogisticRegression(max_iter=1000),
+            scaling_method="pdo_odds",
+            scaling_method_params={"pdo": 20.0, "odds": 50.0, "scorecard_points": 600.0},
+            intercept_based=True,
+            rounding=True,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return card.fit(x_train, y[train])
+
+    card, seconds = timed(fit)
+    score = np.asarray(card.score(x_valid), dtype=np.float64)
+    return {"seconds": seconds, "prepare": prepare, "fit": fit, **discrimination(y[valid], -score)}
+
+
+def lightgbm_baseline(frame: pl.DataFrame, target: str, train: np.ndarray, valid: np.ndarray) -> dict[str, Any]:
+    """LightGBM as a modeller first runs it: ``LGBMClassifier()`` with its defaults (100 rounds of 31 leaves,
+    learning rate 0.1), text as pandas categories; the faster of its default threads and one thread."""
+    import lightgbm as lgb
+    import pandas as pd
+
+    features = [c for c in frame.columns if c != target]
+
+    def matrix(rows: np.ndarray) -> Any:
+        part = frame[rows].select(features)
+        data = {}
+        for c in features:
+            if part[c].dtype == pl.String:
+                levels = sorted(frame[c].drop_nulls().unique().to_list())
+                data[c] = pd.Categorical(part[c].to_list(), categories=levels)
+            else:
+                data[c] = part[c].cast(pl.Float64).fill_null(np.nan).to_numpy()
+        return pd.DataFrame(data)
+
+    x_train, prepare = timed(lambda: matrix(train))
+    x_valid = matrix(valid)
+    y = frame[target].to_numpy()
+    runs = {}
+    for label, threads in (("default threads", None), ("one thread", 1)):
+        extra = {} if threads is None else {"n_jobs": threads}
+        runs[label] = timed(lambda extra=extra: lgb.LGBMClassifier(verbose=-1, **extra).fit(x_train, y[train]))
+    label = min(runs, key=lambda k: runs[k][1])
+    model, seconds = runs[label]
+    return {"seconds": seconds, "prepare": prepare, "threads": label,
+            **discrimination(y[valid], model.predict_proba(x_valid)[:, 1])}  # fmt: skip
+
+
 def scorecardpy_baseline(frame: pl.DataFrame, target: str, train: np.ndarray, valid: np.ndarray) -> dict[str, Any]:
     """scorecardpy's standard pipeline: woebin on the training rows, woebin_ply, LogisticRegression."""
     import pandas as pd
@@ -235,6 +306,12 @@ def german(rounds: int, with_toad: bool) -> None:
     base = sklearn_baseline(frame, "bad", split.train, split.valid)
     _, base_seconds = median_timed(base["fit"])
     rows.append(("baseline: sklearn LogisticRegression, raw one-hot", base["auc"], base["ks"], base_seconds))
+    optb = optbinning_baseline(frame, "bad", split.train, split.valid)
+    _, optb_seconds = median_timed(optb["fit"])
+    rows.append(("baseline: optbinning BinningProcess + Scorecard", optb["auc"], optb["ks"], optb_seconds))
+    lightgbm_baseline(frame, "bad", split.train, split.valid)  # warm-up, as median_timed does for the others
+    gbm = lightgbm_baseline(frame, "bad", split.train, split.valid)
+    rows.append(("baseline: LightGBM LGBMClassifier() defaults", gbm["auc"], gbm["ks"], gbm["seconds"]))
     if with_toad:
         try:
             tb = toad_baseline(frame, "bad", split.train, split.valid, "chi")
@@ -289,7 +366,9 @@ def synthetic(n: int, features: int, seed: int) -> pl.DataFrame:
     return pl.DataFrame(columns)
 
 
-def bench_synthetic(n: int, features: int, rounds: int, seed: int, repeat: int, with_toad: bool) -> None:
+def bench_synthetic(
+    n: int, features: int, rounds: int, seed: int, repeat: int, with_toad: bool, with_optbinning: bool = True
+) -> None:
     frame = synthetic(n, features, seed)
     split = split_rows(frame, "bad", 0.3, seed)
     print(f"\n## Synthetic: {n:,} rows × {features} features, {frame['bad'].mean():.1%} bad; "
@@ -300,6 +379,8 @@ def bench_synthetic(n: int, features: int, rounds: int, seed: int, repeat: int, 
         results[kind] = [train_timed(frame, options, f"syn-{kind}") for _ in range(repeat)]
     base_runs = [sklearn_baseline(frame, "bad", split.train, split.valid) for _ in range(repeat)]
     base = base_runs[0]
+    gbm_runs = [lightgbm_baseline(frame, "bad", split.train, split.valid) for _ in range(repeat)]
+    optb_result = optbinning_baseline(frame, "bad", split.train, split.valid) if with_optbinning else None
     toad_result: dict[str, Any] | None = None
     if with_toad:
         # toad's decision-tree binning: its usual chi-merge raises "bins must be monotonically increasing or
@@ -322,20 +403,29 @@ def bench_synthetic(n: int, features: int, rounds: int, seed: int, repeat: int, 
         what = "everything `model train` does before registering (see above)"
         print(f"| fengkong {kind}{extra} | {v['auc']:.4f} | {v['ks']:.4f} | {span([r[1] for r in runs])} | "
               f"{span([r[2] for r in runs])} | {what} |")  # fmt: skip
+    if optb_result is not None:
+        print(f"| baseline: optbinning BinningProcess + Scorecard (its standard pipeline, same settings) | "
+              f"{optb_result['auc']:.4f} | {optb_result['ks']:.4f} | {optb_result['seconds']:.2f} s | | "
+              f"`Scorecard.fit` only; building its pandas input: {optb_result['prepare']:.2f} s more |")  # fmt: skip
+    if toad_result is not None:
+        print(f"| baseline: toad Combiner({toad_result['method']}) + WOETransformer + ScoreCard | "
+              f"{toad_result['auc']:.4f} | {toad_result['ks']:.4f} | {toad_result['seconds']:.2f} s | | "
+              "fit only, on a pandas frame built beforehand |")  # fmt: skip
     threads = ", ".join(sorted({b["threads"] for b in base_runs}))
     print(f"| baseline: sklearn LogisticRegression, raw one-hot | {base['auc']:.4f} | {base['ks']:.4f} | "
           f"{span([b['seconds'] for b in base_runs])} | | `Pipeline.fit` only, the faster of default threads and "
           f"one BLAS thread ({threads}); building its pandas input: {base['prepare']:.2f} s more |")  # fmt: skip
+    gbm = gbm_runs[0]
+    gbm_threads = ", ".join(sorted({b["threads"] for b in gbm_runs}))
+    print(f"| baseline: LightGBM `LGBMClassifier()` defaults | {gbm['auc']:.4f} | {gbm['ks']:.4f} | "
+          f"{span([b['seconds'] for b in gbm_runs])} | | `fit` only, the faster of default threads and one thread "
+          f"({gbm_threads}); building its pandas input: {gbm['prepare']:.2f} s more |")  # fmt: skip
     fit_phases = ("binning (optbinning)", "logistic regression", "calibrating")
     fits = [sum(t for task, t in r[3].durations() if task in fit_phases) for r in results["scorecard"]]
     print(
         f"\nfit only, like for like: fengkong scorecard binning + WoE + LogisticRegression + points + "
         f"calibration {span(fits)} vs baseline `Pipeline.fit` {span([b['seconds'] for b in base_runs])}"
     )
-    if toad_result is not None:
-        print(f"| baseline: toad Combiner({toad_result['method']}) + WOETransformer + ScoreCard | "
-              f"{toad_result['auc']:.4f} | {toad_result['ks']:.4f} | {toad_result['seconds']:.2f} s | | "
-              "fit only, on a pandas frame built beforehand |")  # fmt: skip
 
     for kind, runs in results.items():
         print(f"\nfengkong {kind}, wall seconds per phase (run by run):")
@@ -396,6 +486,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="train each synthetic model this many times")
     parser.add_argument("--no-toad", action="store_true", help="leave out toad's pipeline (slow on large tables)")
     parser.add_argument(
+        "--no-optbinning", action="store_true", help="leave out optbinning's own pipeline (slow on large tables)"
+    )
+    parser.add_argument(
         "--prebinning-seeds",
         default="",
         help="instead: for each size and these seeds (e.g. 0,1,2), the scorecard's validation AUC with each way "
@@ -410,7 +503,9 @@ def main() -> None:
           f"polars {pl.__version__}, load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     german(args.rounds, not args.no_toad)
     for size in (int(s) for s in args.sizes.split(",") if s):
-        bench_synthetic(size, args.features, args.rounds, args.seed, args.repeat, not args.no_toad)
+        bench_synthetic(
+            size, args.features, args.rounds, args.seed, args.repeat, not args.no_toad, not args.no_optbinning
+        )
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
 
 

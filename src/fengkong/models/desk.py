@@ -248,6 +248,7 @@ def write_training_report(trained: Trained, name: str, version: str, out_dir: Pa
         metrics={"training": trained.metrics["train"], "validation": trained.metrics["valid"]},
         iv=trained.metrics.get("iv", {}),
         selected=trained.features,
+        screened=trained.training.get("parameters", {}).get("screened", {}).get("features", []),
         psi=psi,
         stability=stability,
     )
@@ -383,7 +384,7 @@ class ModelDesk:
         prebinning: str = "auto",
         n_jobs: int | None = None,
         rounds: int = 500,
-        learning_rate: float = 0.05,
+        learning_rate: float = 0.1,
         num_leaves: int = 15,
         reasons: Mapping[str, str] | None = None,
         description: str = "",
@@ -497,6 +498,7 @@ class ModelDesk:
             metrics={"data": metrics},
             iv=(row["metrics"] or {}).get("iv", {}),
             selected=list(row["features"]),
+            screened=((row["training"] or {}).get("parameters") or {}).get("screened", {}).get("features", []),
             psi=stability_lines(stability, scored, inputs),
             stability=stability,
         )

@@ -49,6 +49,7 @@ class ReportInput:
     metrics: dict[str, dict[str, float]]  # label → performance()
     iv: Mapping[str, float | None] = field(default_factory=dict)
     selected: Sequence[str] = ()
+    screened: Sequence[str] = ()  # features whose IV is their pre-bins' (below min_iv, never binned optimally)
     psi: list[tuple[str, float]] = field(default_factory=list)  # (what, PSI) lines
     stability: Mapping[str, Any] | None = None  # training bins, for the decile tables of a GBDT
 
@@ -172,7 +173,10 @@ def _metrics_table(data: ReportInput) -> Table:
 
 def _iv_table(data: ReportInput) -> Table:
     ranked = sorted(data.iv.items(), key=lambda kv: -(kv[1] if kv[1] is not None else -1))
-    rows = [[k, _fmt(v), "yes" if k in data.selected else ""] for k, v in ranked]
+    rows = [
+        [k, _fmt(v), "yes" if k in data.selected else "screened: IV of its pre-bins" if k in data.screened else ""]
+        for k, v in ranked
+    ]
     return Table("Information value per candidate feature", ["feature", "IV", "in the model"], rows)
 
 
