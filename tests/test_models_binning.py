@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 
 from fengkong.cli import app
 from fengkong.errors import FengkongError
-from fengkong.models.binning import prebin_counts, stratified_sample
+from fengkong.models.binning import fit_binnings, prebin_counts, prebins_iv, stratified_sample
 from fengkong.models.calibration import Scaling, fit_calibration
+from fengkong.models.data import FeatureColumn
 from fengkong.models.scorecard import Scorecard
 from fengkong.models.train import TrainOptions, train_model
 from support.models import APP_FEATURES, german_model, history
@@ -83,6 +84,67 @@ def test_prebin_counts_give_optbinning_the_statistics_of_every_row() -> None:
     a, b = every.binning_table.build(add_totals=False), grouped.binning_table.build(add_totals=False)
     assert a.drop(columns="Bin").equals(b.drop(columns="Bin")) and list(a["Bin"]) == list(b["Bin"])
     assert every.binning_table.iv == grouped.binning_table.iv
+
+
+def _table(seed: int, n: int = 60_000) -> tuple[pl.DataFrame, np.ndarray, list[FeatureColumn]]:
+    """Two informative numbers, three that carry nothing, one informative and one idle category."""
+    rng = np.random.default_rng(seed)
+    strong, weak = rng.lognormal(0, 1, n), rng.normal(0, 1, n)
+    level = rng.integers(0, 5, n)
+    logit = -2.2 + 0.5 * np.log1p(strong) + 0.3 * np.tanh(weak) + np.array([0.0, 0.3, -0.4, 0.5, -0.2])[level]
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int8)
+    frame = pl.DataFrame(
+        {
+            "strong": strong,
+            "weak": weak,
+            **{f"noise{i}": rng.normal(0, 1, n) for i in range(3)},
+            "level": [f"l{v}" for v in level],
+            "idle": [f"i{v}" for v in rng.integers(0, 4, n)],
+        }
+    )
+    kinds = {"level": "string", "idle": "string"}
+    return frame, y, [FeatureColumn(c, kinds.get(c, "number")) for c in frame.columns]
+
+
+def test_features_that_cannot_reach_min_iv_skip_the_solver_and_change_nothing() -> None:
+    frame, y, columns = _table(3)
+    every = fit_binnings(frame, y, columns, monotonic={}, prebin_rows=20_000)
+    screened = fit_binnings(frame, y, columns, monotonic={}, prebin_rows=20_000, min_iv=0.02)
+    skipped = {b.name for b in screened if b.screened}
+    assert skipped >= {"noise0", "noise1", "noise2", "idle"} and not skipped & {"strong", "weak", "level"}
+    for full, quick in zip(every, screened, strict=True):
+        assert not full.screened
+        if quick.screened:
+            # never sent to the solver: its pre-bins' IV bounds the optimal bins' IV from above, and both are
+            # below the threshold, so the feature would have been dropped anyway
+            assert quick.optb is None and full.iv <= quick.iv < 0.02
+        else:
+            assert quick.iv == full.iv >= 0.02
+            assert np.array_equal(
+                np.asarray(quick.optb.splits, dtype=object), np.asarray(full.optb.splits, dtype=object)
+            )
+            assert np.array_equal(quick.table_woe, full.table_woe)
+
+
+def test_a_scorecard_with_screening_equals_one_without(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fengkong.models.train as train
+
+    frame, y, _ = _table(5, 40_000)
+    data = frame.with_columns(pl.Series("bad", y))
+    options = TrainOptions(kind="scorecard", target="bad", prebin_rows=10_000)
+    screened = train_model(data, options, "screened", "1")
+    assert set(screened.training["parameters"]["screened"]["features"]) >= {"noise0", "noise1", "noise2"}
+    unscreened_fit = train.fit_binnings
+    monkeypatch.setattr(train, "fit_binnings", lambda *a, **k: unscreened_fit(*a, **{**k, "min_iv": None}))
+    every = train_model(data, options, "screened", "1")
+    assert every.training["parameters"]["screened"]["features"] == []
+    assert screened.artefact == every.artefact and screened.metrics["valid"] == every.metrics["valid"]
+
+
+def test_pre_bin_iv_is_no_bound_when_a_bin_lacks_goods_or_bads() -> None:
+    assert prebins_iv(np.array([[90, 10], [80, 20], [0, 0], [5, 1]])) is not None  # an empty bin is left out
+    assert prebins_iv(np.array([[90, 10], [80, 0], [5, 1]])) is None  # optbinning leaves this bin out of its IV
+    assert prebins_iv(np.array([[0, 0]])) is None
 
 
 def test_stratified_sample_keeps_the_bad_rate() -> None:
