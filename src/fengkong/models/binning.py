@@ -62,7 +62,7 @@ class Binned:
 
     name: str
     type: str  # number | string | bool
-    optb: Any  # optbinning.OptimalBinning, fitted (None when screened out)
+    optb: Any  # optbinning.OptimalBinning, fitted (None when screened out, or for an IV without a trend)
     categories: list[str] | None  # code → category text (text features)
     prebins: int  # pre-bins the solver chose from
     prebinning: str  # how they were found: cart or quantile
@@ -184,7 +184,7 @@ def fit_binnings(
     """Fit optbinning's ``OptimalBinning`` on every column (in ``columns`` order).
 
     ``monotonic``: feature → ``asc``/``desc``; every other number gets ``auto_asc_desc`` (``None``: no trend, for
-    information values only). ``prebin_rows``: above this many rows, pre-bin on a stratified sample of that
+    information values only: then the best bins are the pre-bins, whose IV is read without solving). ``prebin_rows``: above this many rows, pre-bin on a stratified sample of that
     size (``None`` or 0: always on every row). ``prebinning``: optbinning's ``prebinning_method`` for numbers;
     ``auto`` is its default (CART) on every row, the quantiles of the sample when there is one. ``min_iv``: on a
     sampled table, a feature whose pre-bins' IV is below it is screened out without solving (see above)."""
@@ -229,8 +229,7 @@ def _fit_one(
     }
     if categories is None:
         params["prebinning_method"] = prebinning
-    if categories is None and trend is not None:
-        params["monotonic_trend"] = trend
+        params["monotonic_trend"] = trend  # None: no trend at all (optbinning's own default would guess one)
     sampled = False
     if sample is not None and categories is None:
         x, target = values[sample], y[sample]
@@ -248,17 +247,20 @@ def _fit_one(
             params["user_splits"] = splits
             sampled = True
     method = prebinning if categories is None else "cart"
-    if sample is not None and min_iv is not None:
-        if categories is not None:
-            bins = np.where(np.isnan(values), -1, values).astype(np.int64) + 1  # 0: missing, then each category
-            counts = np.bincount(bins * 2 + y, minlength=2 * (len(categories) + 1)).reshape(-1, 2)
-        elif sampled:
-            counts = prebin_table(values, y, params["user_splits"])
-        else:
-            counts = None
-        bound = None if counts is None else prebins_iv(counts)
-        if bound is not None and bound < min_iv:
-            n_prebins = int((counts.sum(axis=1) > 0).sum()) if counts is not None else 0
+    counts: npt.NDArray[np.int64] | None = None  # goods and bads of each pre-bin, when known without solving
+    if sampled:
+        counts = prebin_table(values, y, params["user_splits"])
+    elif categories is not None and sample is not None:
+        codes = np.where(np.isnan(values), -1, values).astype(np.int64) + 1  # 0: missing, then each category
+        counts = np.bincount(codes * 2 + y, minlength=2 * (len(categories) + 1)).reshape(-1, 2).astype(np.int64)
+    bound = None if counts is None else prebins_iv(counts)
+    if counts is not None and bound is not None:
+        n_prebins = int((counts.sum(axis=1) > 0).sum())
+        if sampled and trend is None and max_bins is None:
+            # no trend and no bin limit: the solver's best partition is the pre-bins themselves (merging can
+            # only lower the IV), so their IV is the answer without solving
+            return Binned(column.name, column.type, None, None, n_prebins, method, sampled, np.zeros(0), bound)
+        if min_iv is not None and bound < min_iv:
             return Binned(column.name, column.type, None, categories, n_prebins, method, sampled, np.zeros(0), bound,
                           screened=True)  # fmt: skip
     if sampled:

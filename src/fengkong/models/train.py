@@ -441,20 +441,17 @@ def _train_gbdt(
     def tick(env: Any) -> None:
         step("boosting (LightGBM)", env.iteration + 1, options.rounds)
 
-    # the report's information values (Python, optbinning) are found on a thread while LightGBM boosts on the
-    # other cores: OpenMP threads that must share a core with other work spin and slow down several-fold
-    # (measured on 2 cores: 0.8 CPU seconds with one thread, 6 with two, when another process was busy)
+    # LightGBM's OpenMP threads spin when they must share a core with other work and then slow down several-fold
+    # (measured on 2 cores with another process busy: 100 rounds took 0.8 CPU seconds on one thread, 6 on two),
+    # so by default one core is left to the rest of the machine
     threads = options.n_jobs or max(1, (os.cpu_count() or 1) - 1)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fengkong-iv") as pool:
-        iv_future = pool.submit(_information_values, train, y_train, columns, options, 1)
-        booster = lgb.train(
-            {**params, "num_threads": threads},
-            fit_set,
-            num_boost_round=options.rounds,
-            valid_sets=[stop_set],
-            callbacks=[lgb.early_stopping(max(5, min(20, options.rounds // 10)), verbose=False), tick],
-        )
-        iv = iv_future.result()
+    booster = lgb.train(
+        {**params, "num_threads": threads},
+        fit_set,
+        num_boost_round=options.rounds,
+        valid_sets=[stop_set],
+        callbacks=[lgb.early_stopping(max(5, min(20, options.rounds // 10)), verbose=False), tick],
+    )
     step("boosting (LightGBM)", options.rounds, options.rounds)
     best = booster.best_iteration or booster.current_iteration()
     text = booster.model_to_string(num_iteration=best)
@@ -489,21 +486,22 @@ def _train_gbdt(
         "scaling": options.scaling.model_dump(),
         "candidates": [c.name for c in columns],
     }
+    step("information values (optbinning)", 0, 1)
+    iv = _information_values(train, y_train, columns, options)
+    step("information values (optbinning)", 1, 1)
     return _validated(
         "gbdt", artefact, model, model.features, parts, columns, options, parameters, iv, step, train_score=train_score
     )
 
 
 def _information_values(
-    train: pl.DataFrame,
-    y: npt.NDArray[np.int8],
-    columns: list[FeatureColumn],
-    options: TrainOptions,
-    n_jobs: int | None = None,
+    train: pl.DataFrame, y: npt.NDArray[np.int8], columns: list[FeatureColumn], options: TrainOptions
 ) -> dict[str, float | None]:
     """IV per candidate feature with optbinning (no monotonic trend asked: the report's view of each feature)."""
     with _quiet():
-        binned = fit_binnings(train, y, columns, prebin_rows=options.prebin_rows, seed=options.seed, n_jobs=n_jobs)
+        binned = fit_binnings(
+            train, y, columns, prebin_rows=options.prebin_rows, seed=options.seed, n_jobs=options.n_jobs
+        )
     return {b.name: _finite(b.iv) for b in binned}
 
 
