@@ -253,6 +253,7 @@ def lightgbm_baseline(frame: pl.DataFrame, target: str, train: np.ndarray, valid
         runs[label] = timed(lambda extra=extra: lgb.LGBMClassifier(verbose=-1, **extra).fit(x_train, y[train]))
     label = min(runs, key=lambda k: runs[k][1])
     model, seconds = runs[label]
+    label += " (" + ", ".join(f"{k} {t:.2f} s" for k, (_, t) in runs.items()) + ")"
     return {"seconds": seconds, "prepare": prepare, "threads": label,
             **discrimination(y[valid], model.predict_proba(x_valid)[:, 1])}  # fmt: skip
 

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from fengkong.api import create_app
 from fengkong.cli import app as cli_app
+from fengkong.errors import FengkongError
 from fengkong.store.tables import decisions
 from test_cases import A1, A2, declined_app, refused, review_app, snapshot
 
@@ -184,6 +185,195 @@ def test_an_upheld_appeal_of_a_line_freeze_restores_the_line(sqlite_engine: Any,
     assert engine.cases.appeal_status(filed["case_id"], "cust-line", "en")["message"].endswith("restored.")
 
 
+def approved_line(engine: Any, application: dict[str, Any], customer: str) -> dict[str, Any]:
+    data = copy.deepcopy(application)
+    data["customer_id"] = customer
+    decision = engine.decide(data)
+    assert decision.outcome.value == "approve" and decision.limit == 35_000
+    line: dict[str, Any] = engine.lines.get(decision.line_id)
+    line["decision_id"] = decision.decision_id
+    return line
+
+
+def test_an_automated_decrease_upheld_on_appeal_needs_four_eyes_and_raises_the_line_back(
+    engine: Any, application: dict[str, Any]
+) -> None:
+    line = approved_line(engine, application, "cust-cut")
+    cut = engine.lines.act(
+        line["line_id"], "decrease", actor="EW_RULE", actor_kind="trigger", reasons=["LINE_HIGH_UTILISATION"],
+        new_limit=30_000,
+    )  # fmt: skip
+    cut_id = cut["history"][-1]["action_id"]
+    # the customer's view of the change: what was done, why in plain words, what they can do, how to appeal
+    view = engine.cases.line_action_view(cut_id, "cust-cut", "en")
+    assert (view["action"], view["decided_by"], view["limit_before"], view["limit_after"]) == (
+        "decrease",
+        "automated",
+        35_000,
+        30_000,
+    )
+    assert "30,000" in view["headline"] and view["reasons"] and view["appeal"]["can_appeal"] is True
+    assert cut_id in view["appeal"]["how"] and "PIPL" in view["appeal"]["how"]
+    assert "LINE_HIGH_UTILISATION" not in json.dumps(view) and "EW_RULE" not in json.dumps(view)
+    assert "额度" in engine.cases.line_action_view(cut_id, "cust-cut", "zh")["headline"]
+    refused(engine, "line_action_customer_mismatch", "line_action_id", engine.cases.line_action_view, cut_id, "cust-x")
+    refused(engine, "line_action_not_found", "line_action_id", engine.cases.line_action_view, "lact_no", "cust-cut")
+
+    filed = engine.cases.appeal("cust-cut", line_action_id=cut_id, message="I repaid everything", language="en")
+    case_id = filed["case_id"]
+    engine.cases.claim(case_id, A1)
+    refused(engine, "invalid_field", "limit", engine.cases.resolve, case_id, A1, "upheld", "n", limit=40_000)
+    pending = engine.cases.resolve(case_id, A1, "upheld", "utilisation was one day before payday")
+    assert pending["status"] == "pending_second_approval"
+    assert pending["proposal"]["why"] == "it overrides an automated line decrease"
+    assert engine.lines.get(line["line_id"])["limit"] == 30_000  # nothing has taken effect
+    refused(engine, "four_eyes_same_analyst", "analyst", engine.cases.approve, case_id, A1, "mine")
+    done = engine.cases.approve(case_id, A2, "statements checked")
+    assert done["status"] == "resolved" and done.get("follow_ups") is None
+    raised = engine.lines.get(line["line_id"])
+    assert raised["limit"] == 35_000 and raised["history"][-1]["reasons"] == ["LINE_APPEAL_UPHELD"]
+    assert raised["history"][-1]["action"] == "reverse" and raised["history"][-1]["evidence"]["reverses"] == cut_id
+    assert engine.cases.appeal_status(case_id, "cust-cut", "en")["message"].endswith("restored.")
+    answered = engine.cases.line_action_view(cut_id, "cust-cut", "en")["appeal"]
+    assert (answered["can_appeal"], answered["status"], answered["outcome"]) == (False, "answered", "upheld")
+    assert engine.verify_audit().ok
+
+
+def test_a_cut_of_more_than_a_third_upheld_on_appeal_is_reversed_to_the_limit_before_it(
+    engine: Any, application: dict[str, Any]
+) -> None:
+    """35,000 cut to 15,000: raising it back as an increase breaks max_increase_fraction (at most +50 %), so the
+    appeal reverses the decrease instead, exempt from the increase guardrails: no follow-up, the line is whole."""
+    line = approved_line(engine, application, "cust-cut2")
+    cut = engine.lines.act(
+        line["line_id"], "decrease", actor="ops", actor_kind="analyst", reasons=["LINE_HIGH_UTILISATION"],
+        new_limit=15_000, note="utilisation",
+    )  # fmt: skip
+    cut_id = cut["history"][-1]["action_id"]
+    with pytest.raises(FengkongError) as err:  # what the appeal flow used to ask for, and never got
+        engine.lines.act(line["line_id"], "increase", actor=A1, new_limit=35_000, note="raise back")
+    assert err.value.message.startswith("max_increase_fraction:")
+    filed = engine.cases.appeal("cust-cut2", line_action_id=cut_id, message="why?")
+    engine.cases.claim(filed["case_id"], A1)
+    done = engine.cases.resolve(filed["case_id"], A1, "upheld", "the decrease was a mistake")
+    assert done["status"] == "resolved"  # a person's decrease, a limit under the threshold: one analyst
+    assert done.get("follow_ups") is None
+    restored = engine.lines.get(line["line_id"])
+    last = restored["history"][-1]
+    assert (restored["limit"], restored["available"], last["action"]) == (35_000, 35_000, "reverse")
+    assert (last["actor_kind"], last["actor"], last["reasons"]) == ("case", A1, ["LINE_APPEAL_UPHELD"])
+    assert (last["evidence"]["reverses"], last["evidence"]["case_id"]) == (cut_id, filed["case_id"])
+    assert "35,000" in last["notice"]["en"] and "35,000" in last["notice"]["zh"]
+    status = engine.cases.appeal_status(filed["case_id"], "cust-cut2", "en")
+    assert status["message"].endswith("restored.")
+    # answered: the same decrease cannot be reversed (or appealed) twice
+    refused(engine, "already_reversed", "reverses", engine.lines.reverse, line["line_id"], cut_id, actor=A2, note="x")
+    assert engine.verify_audit().ok
+
+
+def test_an_appeal_of_a_decrease_still_under_notice_withdraws_it(
+    sqlite_engine: Any, application: dict[str, Any], tmp_path: Any
+) -> None:
+    """An automated decrease announced for 30 days later, upheld on appeal (four eyes): it never takes effect."""
+    from test_lines_lifecycle import _publish
+
+    engine = sqlite_engine
+    _publish(engine, tmp_path, "2026.11.5-appeal-notice", decrease_notice_days=30)
+    line = approved_line(engine, application, "cust-notice")
+    cut = engine.lines.act(
+        line["line_id"], "decrease", actor="EW_RULE", actor_kind="trigger", reasons=["LINE_INCOME_DROP"],
+        new_limit=20_000,
+    )  # fmt: skip
+    assert (cut["limit"], cut["pending_limit"]) == (35_000, 20_000)
+    filed = engine.cases.appeal("cust-notice", line_action_id=cut["history"][-1]["action_id"], message="why?")
+    engine.cases.claim(filed["case_id"], A1)
+    pending = engine.cases.resolve(filed["case_id"], A1, "upheld", "income is back")
+    assert pending["proposal"]["why"] == "it overrides an automated line decrease"
+    assert engine.lines.get(line["line_id"])["pending_limit"] == 20_000  # nothing has taken effect
+    done = engine.cases.approve(filed["case_id"], A2, "payslips checked")
+    assert done.get("follow_ups") is None
+    after = engine.lines.get(line["line_id"])
+    assert (after["limit"], after["pending_limit"], after["pending_effective_on"]) == (35_000, None, None)
+    last = after["history"][-1]
+    assert last["action"] == "reverse" and last["evidence"]["cancels_notice"] is True
+    assert "cancelled" in last["notice"]["en"] and cut["pending_effective_on"] in last["notice"]["en"]
+    assert engine.cases.appeal_status(filed["case_id"], "cust-notice", "en")["message"].endswith("restored.")
+
+
+def test_a_line_the_lines_service_fails_to_put_right_is_not_called_restored(
+    sqlite_engine: Any, application: dict[str, Any]
+) -> None:
+    """The lines service fails after the resolution (here the store refuses the reversal): the resolution stands,
+    a follow-up is on the case for a person, the customer is not told the line is restored until it is."""
+    engine = sqlite_engine
+    line = approved_line(engine, application, "cust-cut3")
+    cut = engine.lines.act(
+        line["line_id"], "decrease", actor="ops", actor_kind="analyst", reasons=["LINE_HIGH_UTILISATION"],
+        new_limit=15_000, note="utilisation",
+    )  # fmt: skip
+    cut_id = cut["history"][-1]["action_id"]
+    filed = engine.cases.appeal("cust-cut3", line_action_id=cut_id, message="why?")
+    engine.cases.claim(filed["case_id"], A1)
+    refuse = (
+        "CREATE TRIGGER refuse_reverse BEFORE INSERT ON line_actions WHEN NEW.action = 'reverse' "
+        "BEGIN SELECT RAISE(ABORT, 'lines store unavailable'); END"
+    )
+    with engine.db.begin() as conn:
+        conn.exec_driver_sql(refuse)
+    done = engine.cases.resolve(filed["case_id"], A1, "upheld", "the decrease was a mistake")
+    assert done["status"] == "resolved"
+    assert [f["effect"] for f in done["follow_ups"]] == ["line_reverse"]
+    assert engine.lines.get(line["line_id"])["limit"] == 15_000
+    status = engine.cases.appeal_status(filed["case_id"], "cust-cut3", "en")
+    assert "restoring your credit line" in status["message"] and "restored." not in status["message"]
+    assert engine.cases.get(filed["case_id"])["steps"][-1]["action"] == "follow_up"
+    # the person who takes the follow-up can finish it: the same reversal, by hand
+    with engine.db.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER refuse_reverse")
+    engine.lines.reverse(
+        line["line_id"], cut_id, actor=A1, reasons=["LINE_APPEAL_UPHELD"], note="follow-up", case_id=filed["case_id"]
+    )
+    assert engine.lines.get(line["line_id"])["limit"] == 35_000
+    assert engine.cases.appeal_status(filed["case_id"], "cust-cut3", "en")["message"].endswith("restored.")
+
+
+def test_an_upheld_appeal_of_an_approval_raises_its_line(sqlite_engine: Any, application: dict[str, Any]) -> None:
+    engine = sqlite_engine
+    line = approved_line(engine, application, "cust-more")
+    filed = engine.cases.appeal("cust-more", decision_id=line["decision_id"], message="my income is higher")
+    case_id = filed["case_id"]
+    engine.cases.claim(case_id, A1)
+    resolve = engine.cases.resolve
+    refused(engine, "missing_field", "limit", resolve, case_id, A1, "upheld", "income proven")
+    refused(engine, "invalid_field", "limit", resolve, case_id, A1, "upheld", "lower", limit=30_000)
+    refused(engine, "invalid_field", "apr", resolve, case_id, A1, "upheld", "cheaper", limit=40_000, apr=0.05)
+    err = refused(engine, "guardrail", "limit", resolve, case_id, A1, "upheld", "x", limit=60_000)
+    assert "max_increase_fraction" in err.message
+    done = resolve(case_id, A1, "upheld", "payslips show 18k a month", limit=45_000)
+    assert done["status"] == "resolved" and done.get("follow_ups") is None
+    assert engine.lines.get(line["line_id"])["limit"] == 45_000
+    view = engine.cases.customer_view(line["decision_id"], "cust-more", "en")
+    assert (view["decided_by"], view["limit"]) == ("person", 45_000)
+
+
+def test_a_decision_a_person_replaced_is_not_appealed_again(sqlite_engine: Any, application: dict[str, Any]) -> None:
+    engine = sqlite_engine
+    review = engine.decide(review_app(application))
+    engine.cases.claim(review.case_id, A1)
+    engine.cases.resolve(review.case_id, A1, "decline", "device farm")
+    view = engine.cases.customer_view(review.decision_id, "cust-rev", "en")
+    assert view["decided_by"] == "person" and view["appeal"]["can_appeal"] is False
+    refused(
+        engine,
+        "decided_by_person",
+        "decision_id",
+        engine.cases.appeal,
+        "cust-rev",
+        decision_id=review.decision_id,
+        message="please look again",
+    )
+
+
 # ------------------------------------------------------------------------------------------ HTTP
 
 
@@ -278,6 +468,37 @@ def test_http_queue_appeal_and_four_eyes_with_roles(engine: Any, application: di
     assert opened.status_code == 200 and opened.json()["created"] is True
 
 
+def test_http_line_change_view_and_appeal(sqlite_engine: Any, application: dict[str, Any]) -> None:
+    engine = sqlite_engine
+    http = Http(engine)
+    line = approved_line(engine, application, "cust-hl")
+    frozen = engine.lines.act(
+        line["line_id"], "freeze", actor="ops", actor_kind="analyst", reasons=["LINE_RISK_EVENTS"], note="alerts"
+    )
+    ref = frozen["history"][-1]["action_id"]
+    path = f"/v1/line-actions/{ref}/customer-view"
+    view = http.call("GET", path, "app", params={"customer_id": "cust-hl", "language": "en"})
+    assert view.status_code == 200, view.text
+    body = view.json()
+    assert (body["action"], body["line_status"], body["appeal"]["can_appeal"]) == ("freeze", "frozen", True)
+    assert "LINE_RISK_EVENTS" not in view.text
+    other = http.call("GET", path, "app", params={"customer_id": "cust-other"})
+    assert (other.status_code, other.json()["code"], other.json()["field"]) == (
+        422,
+        "line_action_customer_mismatch",
+        "line_action_id",
+    )
+    missing = http.call("GET", "/v1/line-actions/lact_none/customer-view", "app", params={"customer_id": "cust-hl"})
+    assert (missing.status_code, missing.json()["code"]) == (404, "line_action_not_found")
+    assert http.call("GET", path, "ana1", params={"customer_id": "cust-hl"}).status_code == 403
+    filed = http.call(
+        "POST", "/v1/appeals", "app", json={"customer_id": "cust-hl", "line_action_id": ref, "message": "locked?"}
+    )
+    assert filed.status_code == 200 and filed.json()["line_action_id"] == ref
+    again = http.call("GET", path, "app", params={"customer_id": "cust-hl"}).json()
+    assert again["appeal"]["case_id"] == filed.json()["case_id"] and again["appeal"]["can_appeal"] is False
+
+
 # ------------------------------------------------------------------------------------------ CLI
 
 
@@ -314,3 +535,7 @@ def test_cli_works_a_case_and_files_an_appeal(cli: Any, application: dict[str, A
     assert "stands" in status.stdout
     view = cli("appeal", "view", decision["decision_id"], "--customer", "cust-dec", "--language", "en")
     assert view.exit_code == 0 and "sorry" in view.stdout
+    stranger = cli("appeal", "view", decision["decision_id"], "--customer", "cust-x", "--language", "en")
+    assert stranger.exit_code == 1 and "decision_customer_mismatch" in stranger.stderr
+    listed_ids = cli("cases", "list", "--type", "appeal")
+    assert case_id in listed_ids.stdout  # the table never cuts the id one copies into the next command

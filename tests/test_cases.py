@@ -458,3 +458,44 @@ def test_a_batch_of_cases_opens_in_one_go_in_order_once_per_source(engine: Any) 
 def audit_kinds_count(engine: Any) -> int:
     with engine.db.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(audit_log)).scalar_one())
+
+
+def test_held_and_declined_drawdowns_are_shown_and_appealed_as_drawdowns(
+    sqlite_engine: Any, application: dict[str, Any]
+) -> None:
+    """A drawdown decision is not an application: its case shows the drawdown rules, it is not replayed under the
+    application policy, and an appeal upheld opens no new credit line."""
+    from test_drawdowns import ask, open_line
+
+    engine = sqlite_engine
+    line = open_line(engine, application, "dd-case")
+    held = engine.lines.drawdown(line["line_id"], ask(500, call_in_progress=True, language="en"))
+    case = engine.cases.get(held.case_id)
+    assert (case["type"], case["decision_kind"], case["replay"]) == ("held_drawdown", "drawdown", None)
+    err = refused(engine, "not_replayable", "decision_id", engine.cases.replay, held.decision_id)
+    assert "drawdown rules" in err.message
+    # a person is deciding the held drawdown now: an appeal waits for that answer
+    refused(
+        engine, "decision_under_review", "decision_id", engine.cases.appeal, "dd-case",
+        decision_id=held.decision_id, message="let it through",
+    )  # fmt: skip
+    view = engine.cases.customer_view(held.decision_id, "dd-case", "en")
+    assert view["under_review"] is True and "drawdown of CNY 500" in view["headline"]
+
+    engine.add_to_list("blacklist", "payee", "6222999900001111", "mule account")
+    declined = engine.lines.drawdown(line["line_id"], ask(300, destination_account="6222999900001111"))
+    assert declined.outcome.value == "decline"
+    lines_before = [entry["line_id"] for entry in engine.lines.for_customer("dd-case")]
+    filed = engine.cases.appeal("dd-case", decision_id=declined.decision_id, message="it is my own card")
+    engine.cases.claim(filed["case_id"], A1)
+    pending = engine.cases.resolve(filed["case_id"], A1, "upheld", "card is the customer's own; list entry wrong")
+    assert pending["status"] == "pending_second_approval"  # it overrides an automated decline
+    done = engine.cases.approve(filed["case_id"], A2, "agree")
+    assert [entry["line_id"] for entry in engine.lines.for_customer("dd-case")] == lines_before  # no new line
+    # paid out with the resolution, through the drawdowns' pay-out (tests/test_drawdown_appeals.py): no follow-up
+    assert "follow_ups" not in done and done["result"]["loan_id"] == f"loan-{declined.decision_id}"
+    assert engine.cases.get(filed["case_id"])["steps"][-1]["action"] == "approved"
+    status = engine.cases.appeal_status(filed["case_id"], "dd-case", "en")
+    assert status["message"].endswith("is approved and has been paid to the account you named.")
+    assert "credit line of" not in status["message"]
+    assert engine.verify_audit().ok

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,8 @@ from fengkong.errors import FengkongError
 from fengkong.policy.loader import DEFAULT_POLICY_PATH, load_policy_text
 from fengkong.service import assignment_bucket
 from fengkong.store.tables import decisions, events
+
+TEST_SECRET = "test-secret-key-0123456789abcdef-0123456789"
 
 
 def variant(version: str, decline_below: float) -> Any:
@@ -148,3 +151,171 @@ def test_live_comparison_reports_the_realised_bad_rate_from_the_loan_book(
     engine.loans.open_loan(lines[1][0], 1000, "0.12", 6, "equal_instalment", today, line_id=lines[1][1])
     (champion,) = engine.compare_policies()["groups"]
     assert (champion["realised_observed"], champion["realised_bad"], champion["realised_bad_rate"]) == (2, 1, 0.5)
+
+
+# ------------------------------------------------------------------------------------------------ shadow
+
+
+def person(application: dict[str, Any], i: int, **applicant: Any) -> dict[str, Any]:
+    """A distinct applicant (own identifiers), so velocity rules do not link the test's customers."""
+    import hashlib
+
+    body = copy.deepcopy(application)
+    body["customer_id"] = f"sh-{i}"
+    ident = body["identity"]
+    ident.pop("bank_card", None)
+    del ident["id_number"]
+    ident["id_number_hash"] = hashlib.sha256(body["customer_id"].encode()).hexdigest()
+    ident["device_id"] = f"sh-dev-{i}"
+    ident["phone"] = f"137{i:08d}"
+    body["applicant"]["age"] = 36
+    body["applicant"].update(applicant)
+    return body
+
+
+def loose(version: str) -> Any:
+    """Approves nearly anyone: no hard rules, no score cut-off."""
+    data = yaml.safe_load(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
+    data["version"] = version
+    data["rules"] = []
+    data["score"]["decline_below"] = data["score"]["review_below"] = 0
+    return load_policy_text(yaml.safe_dump(data), source=version)
+
+
+def count(engine: Engine, table: Any, where: Any = None) -> int:
+    query = sa.select(sa.func.count()).select_from(table)
+    with engine.db.connect() as conn:
+        return int(conn.execute(query if where is None else query.where(where)).scalar_one())
+
+
+def test_shadow_never_opens_or_changes_a_line_or_opens_a_case(engine: Engine, application: dict[str, Any]) -> None:
+    from fengkong.store.tables import cases, credit_lines, line_actions
+
+    champion = engine.active_policy_version()
+    engine.publish_policy(loose("loose-1"), actor="test")
+    data = yaml.safe_load(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
+    data["version"], data["score"]["review_below"] = "review-all", 900  # refers everyone it does not decline
+    engine.publish_policy(load_policy_text(yaml.safe_dump(data), source="review-all"), actor="test")
+
+    engine.set_policy_role("loose-1", "shadow")
+    declined = engine.decide(person(application, 1, age=70))  # the champion declines (age), the shadow approves
+    asks_much = person(application, 2)
+    asks_much["requested_amount"] = 190_000  # over 10 × the monthly income of 18,000: the champion refers it
+    referred = engine.decide(asks_much)
+    assert (declined.outcome.value, referred.outcome.value) == ("decline", "review")
+    with engine.db.connect() as conn:
+        query = sa.select(decisions.c.shadow_of, decisions.c.outcome).where(decisions.c.kind == "shadow")
+        mirrored = {r.shadow_of: r.outcome for r in conn.execute(query)}
+    assert mirrored == {declined.decision_id: "approve", referred.decision_id: "approve"}
+    engine.cases.sweep()  # the sweep, too, opens cases only for live REVIEW decisions
+    assert count(engine, credit_lines) == count(engine, line_actions) == 0  # the shadow's approvals opened nothing
+    assert declined.line_id is None and referred.line_id is None
+    with engine.db.connect() as conn:
+        case_decisions = list(conn.execute(sa.select(cases.c.decision_id)).scalars())
+    assert case_decisions == [referred.decision_id]  # one case, for the live referral
+
+    engine.set_policy_role("review-all", "shadow")  # moves the shadow role
+    approved = engine.decide(person(application, 3))
+    assert approved.outcome.value == "approve" and approved.policy_version == champion
+    engine.cases.sweep()
+    with engine.db.connect() as conn:
+        shadow = conn.execute(sa.select(decisions).where(decisions.c.shadow_of == approved.decision_id)).one()
+        line = conn.execute(sa.select(credit_lines)).one()
+        acts = conn.execute(sa.select(line_actions.c.action, line_actions.c.policy_version)).all()
+        case_decisions = list(conn.execute(sa.select(cases.c.decision_id)).scalars())
+    assert (shadow.outcome, shadow.policy_version) == ("review", "review-all")
+    assert (line.id, line.limit_amount, line.policy_version) == (approved.line_id, approved.limit, champion)
+    assert [tuple(a) for a in acts] == [("open", champion)]  # only the live approval acted
+    assert case_decisions == [referred.decision_id]  # the shadow's referral opened no case
+    assert engine.verify_audit().ok
+
+
+# ------------------------------------------------------------------------------------------------ comparison
+
+
+def test_live_comparison_has_the_simulations_measures(sqlite_engine: Engine, application: dict[str, Any]) -> None:
+    import json
+
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from fengkong.api import create_app
+    from fengkong.cli import app
+    from fengkong.policy.simulate import expected_pd
+
+    engine = sqlite_engine
+    champion = engine.active_policy_version()
+    engine.publish_policy(variant("chal-2", 640), actor="test")  # stricter: declines below 640
+    engine.publish_policy(loose("shadow-2"), actor="test")
+    engine.set_policy_role("chal-2", "challenger", share=0.5)
+    engine.set_policy_role("shadow-2", "shadow")
+    incomes = [1900, 6000, 9000, 18000, 30000]
+    made = [
+        engine.decide(person(application, 100 + i, monthly_income=incomes[i % 5], employment_months=i % 30))
+        for i in range(40)
+    ]
+    challenged = {d.customer_id for d in made if assignment_bucket(d.customer_id) < 0.5}
+    assert {d.policy_version for d in made if d.customer_id in challenged} == {"chal-2"}
+    on_line = next(d for d in made if d.customer_id in challenged and d.line_id)
+    assert on_line.line_id is not None
+    engine.lines.act(on_line.line_id, "freeze", actor="analyst-1", note="fraud call", reasons=["LINE_RISK_EVENTS"])
+
+    report = engine.compare_policies(segments=["employment", "product"])
+    by = {g["assignment"]: g for g in report["groups"]}
+    assert set(by) == {"champion", "challenger", "shadow"}
+    for role, version, chosen in (
+        ("champion", champion, [d for d in made if d.customer_id not in challenged]),
+        ("challenger", "chal-2", [d for d in made if d.customer_id in challenged]),
+    ):
+        g = by[role]
+        approved = [d for d in chosen if d.outcome.value == "approve"]
+        assert g["policy_version"] == version and g["decisions"] == len(chosen)
+        assert g["approve"] == len(approved)
+        assert g["review"] == sum(d.outcome.value == "review" for d in chosen)
+        assert g["approval_rate"] == pytest.approx(len(approved) / len(chosen))
+        assert g["limit_granted"] == sum(d.limit or 0 for d in approved)
+        assert g["review_exposure"] == sum(d.limit or 0 for d in chosen if d.outcome.value == "review")
+        if approved:
+            pds = [expected_pd(d.score or 0) for d in approved]
+            assert g["expected_bad_rate"] == pytest.approx(sum(pds) / len(pds))
+            assert g["expected_loss"] == pytest.approx(sum(p * (d.limit or 0) for p, d in zip(pds, approved)))
+        reasons: dict[str, dict[str, int]] = {}
+        for d in chosen:
+            for code in d.reasons:
+                reasons.setdefault(code, {}).setdefault(d.outcome.value, 0)
+                reasons[code][d.outcome.value] += 1
+        assert g["reasons"] == reasons
+    assert by["challenger"]["approval_rate"] < by["champion"]["approval_rate"] or by["challenger"]["approve"] == 0
+    assert by["challenger"]["line_actions"] == {"freeze": {"LINE_RISK_EVENTS": 1}}
+    assert by["champion"]["line_actions"] == {}
+    # the shadow on the same 40 applications: its migration and swap sets
+    assert by["shadow"]["decisions"] == 40 and report["shadow_pairs"] == 40
+    (shadow,) = report["shadows"]
+    live_not_approved = sum(d.outcome.value != "approve" for d in made)
+    assert shadow["migration"]["decline"]["approve"] + shadow["migration"]["review"]["approve"] == live_not_approved
+    assert shadow["swap_in"]["rows"] == live_not_approved and shadow["swap_out"]["rows"] == 0
+    assert report["shadow_swap_in"] == live_not_approved
+    # per segment, every group adds up to its whole
+    employment = report["segments"]["employment"]
+    assert sum(v["groups"]["challenger chal-2"]["decisions"] for v in employment) == by["challenger"]["decisions"]
+    assert [v["value"] for v in report["segments"]["product"]] == ["consumer_line"]
+    json.dumps(report, allow_nan=False)
+
+    # the doors: CLI (JSON, Markdown, HTML report) and HTTP
+    env = {"FENGKONG_DATABASE_URL": engine.database_url, "FENGKONG_SECRET_KEY": TEST_SECRET}
+    out = Path(engine.database_url.removeprefix("sqlite:///")).parent / "cmp"
+    r = CliRunner().invoke(app, ["policy", "compare", "--report", str(out)], env=env)
+    assert r.exit_code == 0, r.output
+    assert "## Summary" in r.stdout and "challenger chal-2" in r.stdout and "## Shadow shadow-2: swap sets" in r.stdout
+    assert "## Line actions by reason" in r.stdout and "| freeze | LINE_RISK_EVENTS |" in r.stdout
+    page = (out / "comparison.html").read_text()
+    assert "<svg" in page and "Outcome mix" in page and "<script" not in page
+    r = CliRunner().invoke(app, ["policy", "compare", "--json", "--since", "2999-01-01"], env=env)
+    assert r.exit_code == 0 and json.loads(r.stdout)["groups"] == []
+    bad = CliRunner().invoke(app, ["policy", "compare", "--json", "--since", "yesterday"], env=env)
+    assert bad.exit_code == 1 and json.loads(bad.stdout)["field"] == "since"
+    client = TestClient(create_app(engine))
+    auditor = {"X-API-Key": engine.create_api_key("auditor")}
+    got = client.get("/v1/policies/compare", params={"segments": "employment,product"}, headers=auditor).json()
+    assert [g["decisions"] for g in got["groups"]] == [g["decisions"] for g in report["groups"]]
+    assert client.get("/v1/policies/compare", headers={"X-API-Key": engine.create_api_key("system")}).status_code == 403

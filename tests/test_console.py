@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import yaml
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -23,6 +24,7 @@ from fengkong import Engine
 from fengkong.api import create_app
 from fengkong.cli import app as cli_app
 from fengkong.pii import id_number_check_digit
+from fengkong.policy.loader import DEFAULT_POLICY_PATH, load_policy_text
 from fengkong.store.tables import audit_log, console_login_failures, console_sessions, console_users
 from fengkong.web import svg
 from fengkong.web.guard import safe_next
@@ -347,6 +349,22 @@ def test_decision_page_shows_the_analyst_view_and_replays(console: Console) -> N
     assert replay.status_code == 200
     runs = re.findall(r'<td class="same">(yes|no)</td>', replay.text)
     assert runs == ["yes"]
+    for table in ("rule-hits", "score", "features"):  # the analyst view: rules with values, score lines, features
+        assert f'id="{table}"' in page.text
+    assert "bureau_worst_dpd = 45" in page.text and review.model_version in page.text
+    # a new policy version goes live: the replay decides the stored features under the version in force at the
+    # time (it reproduces) and under the active one (what the same facts would get today)
+    data = yaml.safe_load(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
+    data["version"] = "strict-bureau"
+    for rule in data["rules"]:
+        if rule.get("reason") == "BUREAU_RECENT_DELINQUENCY":
+            rule["action"] = "decline"
+    engine.publish_policy(load_policy_text(yaml.safe_dump(data)), actor="test", activate=True)
+    replay = console.client.get(f"/console/decisions/{review.decision_id}/replay")
+    rows = re.findall(r'<tr class="replay-run">\s*<th>([^<]+)</th><td>([^<]+)</td>', replay.text)
+    assert rows == [("version in force at the time", review.policy_version), ("active now", "strict-bureau")]
+    assert re.findall(r'<td class="same">(yes|no)</td>', replay.text) == ["yes", "no"]
+    assert 'class="badge decline"' in replay.text
     missing = console.client.get("/console/decisions/dec_nope")
     assert missing.status_code == 404 and "no decision with id 'dec_nope'" in problem(missing)
 
@@ -406,14 +424,34 @@ def test_customer_timeline_and_portfolio_show_lines_and_loans(console: Console) 
     )
     start = dt.date.today() - dt.timedelta(days=75)
     engine.loans.open_loan("cust-000123", 6000, 0.12, 6, "equal_instalment", start, loan_id="loan-tl-1")
+    login = {
+        "type": "login",
+        "event_id": "ev-tl-1",
+        "customer_id": "cust-000123",
+        "occurred_at": "2026-11-20T09:00:00+08:00",
+        "device_id": "a3f9c2e1-7d4b-4c8e-9f10-2b6d8e4a1c77",
+        "ip": "203.0.113.42",
+        "success": True,
+    }
+    engine.ingest([login])
+    complaint = engine.cases.open("complaint", "cust-000123", note="phoned about the freeze", actor="user:ana")
     password = engine.console.create_user("ana", "analyst")
     console.login("ana", password)
     page = console.client.get("/console/customers/cust-000123")
     assert page.status_code == 200
     timeline = page.text.split('id="timeline"', 1)[1]
-    for expected in ("application approve", "line open", "line freeze (active → frozen)", "loan loan-tl-1 (active)"):
+    for expected in (
+        "application approve",
+        "line open",
+        "line freeze (active → frozen)",
+        "loan loan-tl-1 (active)",
+        "event login",
+        "case complaint (open)",
+        f"/console/cases/{complaint['case_id']}",
+    ):
         assert expected in timeline, expected
     assert "LINE_DELINQUENT" in timeline
+    assert "203.0.113.42" not in page.text and "a3f9c2e1-7d4b" not in page.text  # identifiers never shown raw
     loans = page.text.split('id="loans"', 1)[1].split("</table>", 1)[0]
     assert "loan-tl-1" in loans and ">M2<" in loans
     portfolio = console.client.get("/console/portfolio").text
@@ -547,6 +585,58 @@ def test_the_appeal_page_reveals_nothing_about_other_customers(console: Console)
         data={"csrf": token, "lang": "zh", "customer_id": "cust-a", "reference": "dec_does_not_exist"},
     )
     assert problem(zh).startswith("没有找到")
+
+
+def test_the_appeal_page_shows_a_line_change_only_to_its_customer(console: Console) -> None:
+    engine = console.engine
+    approved = engine.decide(example(application_id="lc-1", customer_id="cust-l"))
+    frozen = engine.lines.act(
+        approved.line_id, "freeze", actor="EW", actor_kind="trigger", reasons=["LINE_RISK_EVENTS"], review_days=30
+    )
+    ref = frozen["history"][-1]["action_id"]
+    token = console.form_token("/console/appeal?lang=en")
+
+    def post(path: str, customer: str, message: str = "") -> Any:
+        data = {"csrf": token, "lang": "en", "customer_id": customer, "reference": ref, "message": message}
+        return console.client.post(path, data=data)
+
+    foreign = post("/console/appeal/view", "cust-other")
+    assert foreign.status_code == 404 and problem(foreign).startswith("We found no decision or credit-line change")
+    assert "paused" not in foreign.text
+    own = post("/console/appeal/view", "cust-l")
+    assert own.status_code == 200 and "Your credit line is paused" in own.text
+    assert 'id="customer-reasons"' in own.text and "LINE_RISK_EVENTS" not in own.text and "EW" not in own.text
+    assert ref in problem_free(own, "appeal-how") and 'id="appeal-form"' in own.text
+    filed = post("/console/appeal", "cust-l", "I was travelling, that is all")
+    assert filed.status_code == 200 and "We have received your request" in filed.text
+    case = engine.cases.list(type="appeal", customer_id="cust-l")[0]
+    assert case["line_action_id"] == ref and case["line_id"] == approved.line_id
+    again = post("/console/appeal/view", "cust-l")
+    assert 'id="appeal-status"' in again.text and 'id="appeal-form"' not in again.text
+
+
+def problem_free(page: Any, element_id: str) -> str:
+    found = re.search(rf'id="{element_id}"[^>]*>([^<]+)', page.text)
+    return html.unescape(found.group(1)) if found else ""
+
+
+def test_a_held_drawdown_reads_as_a_drawdown(console: Console) -> None:
+    from test_drawdowns import ask, open_line
+
+    engine = console.engine
+    line = open_line(engine, json.loads(EXAMPLE_APPLICATION.read_text()), "dd-page")
+    held = engine.lines.drawdown(line["line_id"], ask(500, call_in_progress=True))
+    password = engine.console.create_user("ana", "analyst")
+    console.login("ana", password)
+    case_page = console.client.get(f"/console/cases/{held.case_id}")
+    assert case_page.status_code == 200 and 'id="drawdown-decision"' in case_page.text
+    assert "DD_CALL_IN_PROGRESS" in case_page.text and 'id="case-replay"' not in case_page.text
+    assert "under policy" not in case_page.text  # not the application policy's summary of drawdown features
+    decision_page = console.client.get(f"/console/decisions/{held.decision_id}")
+    assert decision_page.status_code == 200 and 'id="drawdown-decision"' in decision_page.text
+    assert 'id="reproduced"' not in decision_page.text and 'id="replay"' not in decision_page.text
+    replay = console.client.get(f"/console/decisions/{held.decision_id}/replay")
+    assert replay.status_code == 422 and "drawdown rules" in problem(replay)
 
 
 def test_a_human_decision_says_who_made_it(console: Console) -> None:

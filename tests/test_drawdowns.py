@@ -167,6 +167,7 @@ def test_http_drawdown_door(sqlite_engine: Any, application: dict[str, Any]) -> 
     assert r.status_code == 422 and r.json()["field"] == "body"
     r = client.post(f"/v1/lines/{lid}/drawdowns", json=ask(10**8), headers={"X-API-Key": system})
     assert (r.status_code, r.json()["code"]) == (409, "insufficient_available")
+    assert r.json()["message"].startswith("amount 100000000.00 is above the available ")
 
 
 def test_a_released_hold_pays_out_once_and_bad_destinations_are_refused(
@@ -194,3 +195,62 @@ def test_a_released_hold_pays_out_once_and_bad_destinations_are_refused(
             engine.lines.drawdown(lid, ask(100, destination_account=bad))
         assert err.value.field == "destination_account"
     assert money(engine) == before
+
+
+def test_decline_with_reasons_and_the_policy_decides_terms_and_rules(
+    sqlite_engine: Any, application: dict[str, Any]
+) -> None:
+    """A decline says why in plain words and moves nothing; the terms offered and the rules come from the
+    active policy, not from code: a new policy version changes them."""
+    import re
+    from pathlib import Path
+
+    from fengkong.policy.loader import DEFAULT_POLICY_PATH, load_policy_text
+
+    engine = sqlite_engine
+    lid = open_line(engine, application, "dd-decline")["line_id"]
+    available = engine.lines.available(lid)
+    engine.add_to_list("blacklist", "payee", "6222999900001111", "mule account")
+    before = money(engine)
+    declined = engine.lines.drawdown(lid, ask(300, destination_account="6222999900001111", language="en"))
+    body = declined.response()
+    assert (body["outcome"], body["loan_id"], body["case_id"]) == ("decline", None, None)
+    assert [r["code"] for r in body["reasons"]] == ["LINKED_TO_FRAUD"] and body["reasons"][0]["text"]
+    assert "human review" in body["next_steps"]
+    assert engine.lines.available(lid) == available
+    assert money(engine)[0] == before[0] and money(engine)[3] == before[3]  # no money, no drawdown event
+
+    text = Path(DEFAULT_POLICY_PATH).read_text(encoding="utf-8")
+    text = re.sub(r'(?m)^version: *"?([^"\s]+)"?', r'version: "\1-dd"', text, count=1)
+    text = text.replace("    terms: [3, 6, 12, 24]", "    terms: [6, 12]")
+    text = text.replace(
+        "    rules:\n      - id: DD_PROTECTED",
+        "    rules:\n      - id: DD_LARGE\n        when: drawdown_amount > 3000\n        action: review\n"
+        "        reason: LARGE_REQUEST_REVIEW\n"
+        "      - id: DD_NEW_DEVICE\n        when: drawdown_new_device and customer_password_changes_24h >= 1\n"
+        "        action: review\n        reason: ACCOUNT_TAKEOVER_SUSPECTED\n      - id: DD_PROTECTED",
+    )
+    engine.publish_policy(load_policy_text(text), actor="test", activate=True)
+    with pytest.raises(FengkongError) as err:
+        engine.lines.drawdown(lid, ask(500, term=3))
+    assert (err.value.code, err.value.field) == ("term_not_offered", "term") and "6, 12" in err.value.message
+    held = engine.lines.drawdown(lid, ask(3500, term=6, language="en"))
+    assert (held.outcome.value, held.reasons, held.policy_version) == (
+        "review",
+        ("LARGE_REQUEST_REVIEW",),
+        engine.policy().version,
+    )
+    assert "within 2 hours" in held.response()["next_steps"] and "nothing is paid out" in held.response()["next_steps"]
+    assert engine.lines.drawdown(lid, ask(2500, term=6, device_id="dev-dd-decline")).outcome.value == "approve"
+    assert engine.lines.available(lid) == available - 2500
+
+    # a password change, then a drawdown from a device never seen on this customer (no binding event needed)
+    now = dt.datetime.now(dt.UTC).isoformat()
+    engine.ingest([{"event_id": "pw-1", "type": "password_changed", "customer_id": "dd-decline", "occurred_at": now}])
+    known = engine.lines.drawdown(lid, ask(200, term=6, device_id="dev-dd-decline"))  # the device it applied from
+    assert known.outcome.value == "approve"
+    unseen = engine.lines.drawdown(lid, ask(200, term=6, device_id="never-seen-phone"))
+    assert (unseen.outcome.value, unseen.reasons) == ("review", ("ACCOUNT_TAKEOVER_SUSPECTED",))
+    with engine.db.connect() as conn:
+        row = conn.execute(sa.select(decisions.c.features).where(decisions.c.id == unseen.decision_id)).scalar_one()
+    assert row["drawdown_new_device"] is True

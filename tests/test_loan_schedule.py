@@ -219,6 +219,7 @@ def test_cli_schedule_json_is_the_schedule() -> None:
     }
     assert sum(D(str(r["principal"])) for r in rows) == D("10000")
     assert data["totals"]["interest"] == 661.86
+    assert "APR / 12" in data["conventions"]["day_count"] and "HALF_UP" in data["conventions"]["rounding"]
 
 
 def test_cli_schedule_table_and_refusal_of_a_percentage() -> None:
@@ -228,6 +229,7 @@ def test_cli_schedule_table_and_refusal_of_a_percentage() -> None:
     )
     assert table.exit_code == 0
     assert "333.33" in table.output and "balance" in table.output
+    assert "day count" in table.output and "ROUND_HALF_UP" in table.output  # the conventions, printed with it
     refused = runner.invoke(
         app, ["loan", "schedule", "--principal", "1000", "--apr", "12", "--term", "3", "--method", "equal_principal"]
     )

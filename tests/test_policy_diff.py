@@ -1,5 +1,6 @@
-"""`fengkong policy diff A B`: the diff of two policy specs (rules, triggers, score, limit and price tables) and
-the command that reads A and B from files or from versions published in the database."""
+"""`fengkong policy diff A B`: the diff of two policy specs (rules, triggers, score, limit and price tables, line
+strategy segments, guardrails, drawdowns, cases) and the command that reads A and B from files or from versions
+published in the database."""
 
 from __future__ import annotations
 
@@ -422,6 +423,98 @@ def test_as_dict_is_json_and_markdown_has_sections() -> None:
     assert "ID\\_CHECKSUM" in md  # escaped for Markdown
 
 
+# ------------------------------------------------------------------------------------------------ lines, cases
+
+
+def segment(data: dict[str, Any], segment_id: str) -> dict[str, Any]:
+    return next(s for s in data["lines"]["segments"] if s["id"] == segment_id)
+
+
+def test_line_strategy_segments_are_diffed_by_id_with_order() -> None:
+    """First matching segment wins, so a segment moved ahead of others changes which lines it takes."""
+
+    def change(data: dict[str, Any]) -> None:
+        segs = data["lines"]["segments"]
+        segment(data, "MULTI_HEAD_GROWTH")["change"] = 0.4
+        segment(data, "RISK_EVENTS")["when"] = "line_risk_events_30d >= 2"
+        segs.insert(0, segs.pop(segs.index(segment(data, "INCOME_DROP"))))
+        segs.remove(segment(data, "GROW_GOOD"))
+        segs.append(
+            {"id": "HIGH_USE", "when": "line_utilisation > 0.95", "action": "keep", "reason": "LINE_DELINQUENT"}
+        )
+
+    diff = diff_of(change)
+    seg = diff.segments
+    assert [e.id for e in seg.added] == ["HIGH_USE"] and seg.added[0].action == "keep"
+    assert [(e.id, e.change) for e in seg.removed] == [("GROW_GOOD", 0.2)]
+    changed = {c.id: [(f.field, f.old, f.new) for f in c.fields] for c in seg.changed}
+    assert changed == {
+        "MULTI_HEAD_GROWTH": [("change", 0.3, 0.4)],
+        "RISK_EVENTS": [("when", "line_risk_events_30d >= 1", "line_risk_events_30d >= 2")],
+    }
+    assert [(m.id, m.old_position, m.new_position, m.direction) for m in seg.moved] == [("INCOME_DROP", 5, 1, "up")]
+    assert diff.rules.empty and not diff.equivalent and diff.count == 5  # added, removed, 2 changed, moved
+    text = text_lines(diff)
+    assert "Line segments (1 added, 1 removed, 2 changed, 1 moved)" in text
+    assert "- GROW_GOOD (was #7): increase 20% of the limit, reason LINE_GOOD_BEHAVIOUR" in text
+    assert "~ MULTI_HEAD_GROWTH: change 0.3 → 0.4" in text
+    assert "~ INCOME_DROP: moved up #5 → #1 (now first)" in text
+    d = json.loads(json.dumps(diff.as_dict()))
+    assert d["lines"]["segments"]["removed"][0]["change"] == 0.2
+    assert "change" not in d["lines"]["segments"]["added"][0]  # a keep segment has none
+
+
+def test_guardrails_drawdowns_and_cases_are_diffed() -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["lines"]["behaviour_scorecard"] = "behaviour@2"
+        data["lines"]["guardrails"]["max_decreases"] = 1
+        data["lines"]["guardrails"]["max_limit"] = 150000
+        data["lines"]["drawdowns"]["terms"] = [3, 6, 12]
+        data["lines"]["drawdowns"]["min_amount"] = 500
+        rules = data["lines"]["drawdowns"]["rules"]
+        next(r for r in rules if r["id"] == "DD_RAPID")["when"] = "customer_drawdowns_1h >= 2"
+        rules.pop()  # DD_BLACKLIST
+        data["cases"] = {"sla_hours": {"review": 12}, "four_eyes_limit": 80000}
+
+    base = copy.deepcopy(DEFAULT_DATA)
+    base.pop("cases", None)
+    diff = diff_policies(PolicySpec.model_validate(base), spec(change))
+    assert [(c.field, c.old, c.new) for c in diff.line_fields] == [
+        ("behaviour_scorecard", "behaviour@1", "behaviour@2"),
+        ("guardrails.max_decreases", 2, 1),
+        ("guardrails.max_limit", 200000, 150000),
+        ("drawdowns.terms", [3, 6, 12, 24], [3, 6, 12]),
+        ("drawdowns.min_amount", 100, 500),
+    ]
+    assert [e.id for e in diff.drawdown_rules.removed] == ["DD_BLACKLIST"]
+    assert [c.id for c in diff.drawdown_rules.changed] == ["DD_RAPID"]
+    assert [(c.field, c.old, c.new) for c in diff.cases] == [
+        ("sla_hours.review", None, 12),
+        ("four_eyes_limit", 50000, 80000),
+    ]
+    assert not diff.equivalent and diff.count == 5 + 2 + 2
+    text = text_lines(diff)
+    for line in (
+        "~ guardrails.max_limit: 200,000 → 150,000",
+        "~ drawdowns.min_amount: 100 → 500",
+        "Drawdown rules (1 removed, 1 changed)",
+        "- DD_BLACKLIST (was #6): decline, reason LINKED_TO_FRAUD",
+        "~ sla_hours.review: default → 12 h",
+        "~ four_eyes_limit: 50,000 → 80,000",
+    ):
+        assert line in text, line
+    md = diff.markdown()
+    assert "### Lines" in md and "### Cases" in md and "### Drawdown rules (1 removed, 1 changed)" in md
+    d = json.loads(json.dumps(diff.as_dict()))
+    assert d["cases"][0] == {"field": "sla_hours.review", "old": None, "new": 12}
+    assert d["lines"]["drawdown_rules"]["removed"][0]["id"] == "DD_BLACKLIST"
+
+
+def test_a_segment_description_alone_is_equivalent() -> None:
+    diff = diff_of(lambda d: segment(d, "DELINQUENT").update(description="late lines"))
+    assert not diff.identical and diff.equivalent
+
+
 # ------------------------------------------------------------------------------------------------ CLI
 
 
@@ -561,7 +654,15 @@ def test_cli_json(cli: Callable[..., Any], tmp_path: Path, db_file: Path) -> Non
         "score",
         "limits",
         "pricing",
+        "lines",
+        "cases",
     }
+    assert d["lines"] == {
+        "segments": {"added": [], "removed": [], "changed": [], "moved": []},
+        "fields": [],
+        "drawdown_rules": {"added": [], "removed": [], "changed": [], "moved": []},
+    }
+    assert d["cases"] == []
 
 
 def test_cli_unknown_version_names_the_argument(cli: Callable[..., Any], tmp_path: Path, db_file: Path) -> None:

@@ -116,6 +116,8 @@ def reference(
         "swap_out_limit": 0.0,
         "swap_in_bad": [0, 0],
         "swap_out_bad": [0, 0],
+        "swap_in_why": (Counter(), Counter()),  # the current policy's outcomes, reasons
+        "swap_out_why": (Counter(), Counter()),  # the candidate's
         "segments": {},
     }
     for i, row in enumerate(table.to_dicts()):
@@ -148,21 +150,39 @@ def reference(
             ref["swap_in_pd"] += expected_pd(cand.score)
             ref["swap_in_bad"][0] += bad is not None
             ref["swap_in_bad"][1] += bad or 0
+            ref["swap_in_why"][0][cur.outcome.value] += 1
+            ref["swap_in_why"][1].update(cur.reasons)
         if cur.outcome is Outcome.APPROVE and cand.outcome is not Outcome.APPROVE:
             ref["swap_out"].append(i)
             ref["swap_out_limit"] += cur.limit or 0.0
             ref["swap_out_pd"] += expected_pd(cur.score)
             ref["swap_out_bad"][0] += bad is not None
             ref["swap_out_bad"][1] += bad or 0
+            ref["swap_out_why"][0][cand.outcome.value] += 1
+            ref["swap_out_why"][1].update(cand.reasons)
         if segment is not None:
             seg = ref["segments"].setdefault(
-                row[segment], {"rows": 0, "ap": [0, 0], "mat": [0, 0], "bad": [0, 0], "pd": [0.0, 0.0]}
+                row[segment],
+                {
+                    "rows": 0,
+                    "ap": [0, 0],
+                    "mat": [0, 0],
+                    "bad": [0, 0],
+                    "pd": [0.0, 0.0],
+                    "exposure": [0.0, 0.0],
+                    "el": [0.0, 0.0],
+                    "swap": [0, 0],
+                },
             )
             seg["rows"] += 1
+            seg["swap"][0] += cand.outcome is Outcome.APPROVE and cur.outcome is not Outcome.APPROVE
+            seg["swap"][1] += cur.outcome is Outcome.APPROVE and cand.outcome is not Outcome.APPROVE
             for k, r in enumerate(results):
                 if r.outcome is Outcome.APPROVE:
                     seg["ap"][k] += 1
                     seg["pd"][k] += expected_pd(r.score)
+                    seg["exposure"][k] += r.limit or 0.0
+                    seg["el"][k] += expected_pd(r.score) * (r.limit or 0.0)
                     if bad is not None:
                         seg["mat"][k] += 1
                         seg["bad"][k] += bad
@@ -205,6 +225,11 @@ def test_figures_match_re_deciding_row_by_row(
     assert report.swap_out.pd_sum == pytest.approx(ref["swap_out_pd"], rel=1e-12)
     assert (report.swap_in.matured, report.swap_in.bad) == tuple(ref["swap_in_bad"])
     assert (report.swap_out.matured, report.swap_out.bad) == tuple(ref["swap_out_bad"])
+    # why the other policy does not approve them: its outcomes and reasons
+    assert report.swap_in.other_outcomes == dict(ref["swap_in_why"][0])
+    assert report.swap_in.other_reasons == dict(ref["swap_in_why"][1])
+    assert report.swap_out.other_outcomes == dict(ref["swap_out_why"][0])
+    assert report.swap_out.other_reasons == dict(ref["swap_out_why"][1])
     assert report.swaps is not None
     swaps = report.swaps
     assert swaps.filter(pl.col("swap") == "in")["row"].to_list() == ref["swap_in"]
@@ -219,6 +244,9 @@ def test_figures_match_re_deciding_row_by_row(
         assert (got.matured_current, got.matured_candidate) == tuple(seg["mat"])
         assert (got.bad_current, got.bad_candidate) == tuple(seg["bad"])
         assert (got.pd_sum_current, got.pd_sum_candidate) == pytest.approx(tuple(seg["pd"]), rel=1e-12)
+        assert (got.exposure_current, got.exposure_candidate) == tuple(seg["exposure"])
+        assert (got.expected_loss_current, got.expected_loss_candidate) == pytest.approx(tuple(seg["el"]), rel=1e-12)
+        assert (got.swap_in, got.swap_out) == tuple(seg["swap"])
 
 
 def test_identical_candidate_swaps_nothing(current: CompiledPolicy, history: pl.DataFrame) -> None:
@@ -472,3 +500,76 @@ def test_expected_pd_mapping() -> None:
     assert all(a > b for a, b in pairwise(pds))  # strictly decreasing in the score
     column = pl.DataFrame({"s": scores}).select(expected_pd_expr(pl.col("s"))).to_series().to_list()
     assert column == pytest.approx(pds, rel=1e-14)
+
+
+# ---------------------------------------------------------------------------------------------- line review
+
+
+def _line_variant(data: dict[str, Any]) -> None:
+    """A candidate with a harsher line strategy: the low-behaviour cut higher, a new cut for heavy use."""
+    for seg in data["lines"]["segments"]:
+        if seg["id"] == "LOW_BEHAVIOUR":
+            seg["when"] = "behaviour_score < 620"
+    data["lines"]["segments"].insert(
+        3,
+        {
+            "id": "HEAVY_USE",
+            "when": "line_utilisation >= 0.9",
+            "action": "freeze",
+            "reason": "LINE_HIGH_UTILISATION",
+        },
+    )
+
+
+def test_line_review_re_run_matches_reviewing_each_line_one_by_one(current: CompiledPolicy) -> None:
+    """--lines: both policies' line strategies over the same portfolio, the figures those of review_row per line."""
+    import datetime as dt
+
+    from fengkong.lines.strategy import line_strategy
+    from fengkong.simulate.portfolio import AS_OF, portfolio_frame
+
+    candidate = variant("2026.11.5-lines", _line_variant)
+    lines = portfolio_frame(1500, seed=11)
+    report = simulate(candidate, current, history_frame(300, seed=2), lines=lines, as_of=AS_OF)
+    assert report.lines is not None
+    for role, policy in (("current", current), ("candidate", candidate)):
+        strategy = line_strategy(policy)
+        actions: Counter[str] = Counter()
+        by_reason: Counter[tuple[str, str]] = Counter()
+        for row in lines.to_dicts():
+            out = strategy.review_row(row, AS_OF)
+            actions[out["action"]] += 1
+            by_reason.update((out["action"], r) for r in out["reasons"])
+        got = report.lines[role]
+        assert got["policy_version"] == policy.version
+        assert {a: n for a, n in got["actions"].items() if n} == dict(actions)
+        assert {(a, r): n for a, by in got["reasons"].items() for r, n in by.items()} == dict(by_reason)
+    cur, cand = report.lines["current"], report.lines["candidate"]
+    assert cand["actions"]["freeze"] > cur["actions"]["freeze"]  # the new heavy-use cut freezes more lines
+    assert report.lines["lines_with_a_different_action"] > 0
+    assert cand["outcomes"]["restricted_good"] >= cur["outcomes"]["restricted_good"]  # bad_next_12m was read
+
+    md, page, data = report.markdown(), report.html(), report.as_dict()
+    assert f"## Line review as of {AS_OF.isoformat()}" in md and "## Line actions by reason" in md
+    freeze_high = cand["reasons"]["freeze"]["LINE_HIGH_UTILISATION"]
+    assert f"| freeze | LINE_HIGH_UTILISATION | {cur['reasons']['freeze'].get('LINE_HIGH_UTILISATION', 0):,} |" in md
+    assert f"{freeze_high:,}" in page and "Line review actions" in page
+    assert page.count("<svg") == 4  # outcome mix, two score histograms and the line actions
+    assert json.loads(json.dumps(data, allow_nan=False))["lines"]["candidate"]["actions"] == cand["actions"]
+
+    # the review date matters: as of a later day more frozen lines are due for review
+    later = simulate(candidate, current, history_frame(50, seed=2), lines=lines, as_of=AS_OF + dt.timedelta(days=40))
+    assert later.lines is not None and later.lines["as_of"] == (AS_OF + dt.timedelta(days=40)).isoformat()
+
+
+def test_a_lines_table_missing_columns_is_refused_before_any_work(current: CompiledPolicy) -> None:
+    from fengkong.simulate.portfolio import portfolio_frame
+
+    seen: list[int] = []
+    lines = portfolio_frame(50).drop("outstanding", "line_days_past_due")
+    with pytest.raises(SimulationInputError) as info:
+        simulate(current, current, history_frame(50), lines=lines, on_progress=lambda a, _b: seen.append(a))
+    assert (info.value.code, info.value.field) == ("simulation_missing_line_columns", "lines")
+    assert "outstanding (read by current 2026.11.5, candidate 2026.11.5)" in info.value.message
+    assert "line_days_past_due" in info.value.message
+    assert seen == []  # refused before the applications were decided

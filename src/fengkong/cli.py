@@ -59,7 +59,7 @@ def _fail(exc: FengkongError | PolicyError, as_json: bool = False) -> None:
         payload: dict[str, Any] = {
             "code": "invalid_policy",
             "message": str(exc),
-            "field": None,
+            "field": exc.problems[0].where if exc.problems else None,
             "errors": [{"field": p.where, "message": p.render(exc.source)} for p in exc.problems],
         }
     else:
@@ -82,6 +82,10 @@ def serve(
     policy: Annotated[Path | None, typer.Option(help="publish and activate this policy file at start")] = None,
     database_url: DatabaseUrl = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+    line_scheduler_every: Annotated[
+        float,
+        typer.Option(help="seconds between passes of the line scheduler (frozen lines due, notices); 0: off"),
+    ] = 3600.0,
 ) -> None:
     """Start the HTTP service (API under /v1, health at /healthz, metrics at /metrics)."""
     import uvicorn
@@ -98,6 +102,10 @@ def serve(
         f"policy={engine.active_policy_version()}",
         highlight=False,
     )
+    if line_scheduler_every > 0:
+        from fengkong.lines.scheduler import LineScheduler
+
+        LineScheduler(engine, every=line_scheduler_every).start()  # frozen lines reviewed by their date
     tune_for_service()  # the service owns its process (see fengkong.runtime)
     uvicorn.run(create_app(engine), host=host, port=port, log_level=log_level.lower(), access_log=False)
 
@@ -158,26 +166,27 @@ def explain(
         for hit in analyst["rule_hits"]:
             table.add_row(hit["id"], hit["action"], hit["reason"], hit["condition"], json.dumps(hit["values"]))
         out.print(table)
-    score = analyst["score"]
-    table = Table(
-        "characteristic",
-        "value",
-        "bin",
-        "points",
-        "lost",
-        "reason",
-        title=f"score {score['value']:g} ({score['model_version']})",
-    )
-    for line in score["characteristics"]:
-        table.add_row(
-            line["name"],
-            str(line["value"]),
-            line["bin"],
-            f"{line['points']:g}",
-            f"{line['points_lost']:g}",
-            line["reason"],
+    score = analyst["score"]  # None for a drawdown: its drawdown rules alone decide it
+    if score is not None:
+        table = Table(
+            "characteristic",
+            "value",
+            "bin",
+            "points",
+            "lost",
+            "reason",
+            title=f"score {score['value']:g} ({score['model_version']})",
         )
-    out.print(table)
+        for line in score["characteristics"]:
+            table.add_row(
+                line["name"],
+                str(line["value"]),
+                line["bin"],
+                f"{line['points']:g}",
+                f"{line['points_lost']:g}",
+                line["reason"],
+            )
+        out.print(table)
     customer = detail["explanation"]["customer"][lang.value]
     out.print(f"\n[bold]customer ({lang.value})[/]: {customer['headline']}", highlight=False)
     for r in customer["reasons"]:
@@ -391,9 +400,10 @@ def policy_list(as_json: AsJson = False, database_url: DatabaseUrl = None) -> No
     if as_json:
         out.print_json(json.dumps(rows))
         return
-    table = Table("version", "name", "active", "model", "created")
+    table = Table("version", "name", "role", "model", "created")
     for r in rows:
-        table.add_row(r["version"], r["name"], "yes" if r["active"] else "", r["model_version"], r["created_at"])
+        role = (r["role"] or "") + (f" {r['share']:.0%}" if r["share"] else "")
+        table.add_row(r["version"], r["name"], role, r["model_version"], r["created_at"])
     out.print(table)
 
 
@@ -487,8 +497,16 @@ def policy_simulate(
     ],
     against: Annotated[str | None, typer.Option(help="the policy to compare with (default: the active one)")] = None,
     outcome: Annotated[str, typer.Option(help="realised outcome column: 1 bad, 0 good, empty not matured")] = "bad",
-    segments: Annotated[str, typer.Option(help="comma-separated segment columns for per-segment figures")] = "",
-    report: Annotated[Path | None, typer.Option(help="write simulation.md and simulation.html to this folder")] = None,
+    segments: Annotated[
+        str | None,
+        typer.Option(
+            help="comma-separated segment columns for per-segment figures (default: those of channel, product, "
+            "region, segment, income_band, age_band, application_month the table has; '' for none)"
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="write simulation.md, simulation.html and swaps.parquet to this folder")
+    ] = None,
     lines: Annotated[
         Path | None,
         typer.Option(help="a table of live lines (Parquet or CSV): also re-run line review under both policies"),
@@ -497,71 +515,12 @@ def policy_simulate(
     as_json: AsJson = False,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Re-decide historical applications under the candidate and the current policy, side by side: approval
-    rate, expected and realised bad rate, expected loss, exposure, swap-in and swap-out, reasons, segments."""
-    import polars as pl
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    """Re-decide historical applications (and re-run line review) under the candidate and the current policy,
+    side by side: approval rate, expected and realised bad rate, expected loss, exposure, swap-in and swap-out,
+    decisions and line actions by reason, segments."""
+    from fengkong.policy.doors import cli_simulate
 
-    from fengkong.policy.simulate import simulate
-
-    if not applications.exists():
-        _fail(FengkongError("file_not_found", f"no such file: {applications}", "applications", 404), as_json)
-    try:
-        if against is None:
-            engine = _engine(database_url)
-            against = engine.active_policy_version() or ""
-            engine.close()
-        (cand, _), (curr, _) = _resolve_policies([("CANDIDATE", candidate), ("CURRENT", against)], database_url)
-        frame = pl.scan_csv(applications) if applications.suffix.lower() == ".csv" else pl.scan_parquet(applications)
-        columns = (TextColumn("simulate"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=err, disable=as_json or not err.is_terminal) as progress:
-            task = progress.add_task("simulate", total=None)
-
-            def on_progress(done: int, total: int) -> None:
-                progress.update(task, completed=done, total=total)
-
-            result = simulate(
-                cand,
-                curr,
-                frame,
-                outcome_column=outcome,
-                segment_columns=[c for c in segments.split(",") if c],
-                on_progress=on_progress,
-            )
-        line_comparison = None
-        if lines is not None:
-            import datetime as dt
-
-            from fengkong.lines.compare import compare_line_strategies
-
-            if not lines.exists():
-                raise FengkongError("file_not_found", f"no such file: {lines}", "lines", 404)
-            try:
-                day = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
-            except ValueError:
-                raise FengkongError("invalid_value", f"{as_of!r} is not a date (YYYY-MM-DD)", "as_of", 422) from None
-            csv = lines.suffix.lower() == ".csv"
-            table = pl.read_csv(lines, try_parse_dates=True) if csv else pl.read_parquet(lines)
-            line_comparison = compare_line_strategies(cand, curr, table, day)
-    except (FengkongError, PolicyError) as exc:
-        _fail(exc, as_json)
-    if report is not None:
-        report.mkdir(parents=True, exist_ok=True)
-        (report / "simulation.md").write_text(result.markdown(), encoding="utf-8")
-        (report / "simulation.html").write_text(result.html(), encoding="utf-8")
-    if as_json:
-        payload = result.as_dict()
-        if line_comparison is not None:
-            payload["lines"] = line_comparison
-        out.print_json(json.dumps(payload, ensure_ascii=False))
-    else:
-        out.print(result.markdown(), markup=False, highlight=False)
-        if line_comparison is not None:
-            from fengkong.lines.compare import markdown as lines_markdown
-
-            out.print(lines_markdown(line_comparison), markup=False, highlight=False)
-        if report is not None:
-            err.print(f"wrote {report / 'simulation.md'} and {report / 'simulation.html'}")
+    cli_simulate(candidate, applications, against, outcome, segments, report, lines, as_of, as_json, database_url)
 
 
 @policy_app.command("activate")
@@ -601,43 +560,24 @@ def policy_role(
 
 
 @policy_app.command("compare")
-def policy_compare(as_json: AsJson = False, database_url: DatabaseUrl = None) -> None:
-    """Champion, challenger and shadow side by side, from the decisions they made live."""
-    report = _engine(database_url).compare_policies()
-    if as_json:
-        out.print_json(json.dumps(report))
-        return
-    table = Table(
-        "policy",
-        "as",
-        "decisions",
-        "approve",
-        "review",
-        "decline",
-        "approval",
-        "limit granted",
-        "expected bad",
-        "expected loss",
-    )
-    for g in report["groups"]:
-        table.add_row(
-            g["policy_version"],
-            g["assignment"],
-            str(g["decisions"]),
-            str(g["approve"]),
-            str(g["review"]),
-            str(g["decline"]),
-            f"{g['approval_rate']:.1%}",
-            f"{g['limit_granted']:,.0f}",
-            "-" if g["expected_bad_rate"] is None else f"{g['expected_bad_rate']:.2%}",
-            f"{g['expected_loss']:,.0f}",
-        )
-    out.print(table)
-    if report["shadow_pairs"]:
-        out.print(
-            f"shadow vs live on {report['shadow_pairs']} applications: {report['shadow_swap_in']} the shadow "
-            f"would approve that were not approved, {report['shadow_swap_out']} approved that it would not"
-        )
+def policy_compare(
+    since: Annotated[
+        str | None, typer.Option(help="only decisions from this date or time on (YYYY-MM-DD or ISO 8601)")
+    ] = None,
+    segments: Annotated[
+        str | None,
+        typer.Option(help="comma-separated request fields or features to break down by (default: product, employment)"),
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="write comparison.md and comparison.html to this folder")] = None,
+    as_json: AsJson = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Champion, challenger and shadow side by side, from the decisions they made live: the simulation's measures
+    (approval, expected and realised bad rate, expected loss, exposure, reasons, line actions, segments, and the
+    shadow's swap-in and swap-out)."""
+    from fengkong.policy.doors import cli_compare
+
+    cli_compare(since, segments, report, as_json, database_url)
 
 
 @audit_app.command("verify")

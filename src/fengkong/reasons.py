@@ -529,6 +529,25 @@ _CATALOGUE: tuple[ReasonCode, ...] = (
         "Consumer loans may not pay for property, securities or other loans; contact us if you have questions.",
     ),
     ReasonCode(
+        "EW_UTILISATION_RISING",
+        Category.CAPACITY,
+        "Early warning: the share of the credit lines drawn rose fast (loan_utilisation_change_30d).",
+        "您近期的借款余额增长较快。",
+        "What you owe on your credit line has grown quickly.",
+        "请根据实际需要合理借款；如遇困难，请联系我们。",
+        "Please borrow only what you need; if you are in difficulty, contact us.",
+    ),
+    ReasonCode(
+        "EW_INCOME_DROP",
+        Category.CAPACITY,
+        "Early warning: verified income fell markedly since the line opened while a loan is outstanding "
+        "(loan_income_change).",
+        "您的收入情况较开户时有明显变化。",
+        "Your income has changed markedly since your line was opened.",
+        "如遇还款困难，请尽早联系我们商量还款安排。",
+        "If repaying becomes hard, contact us early to agree a plan.",
+    ),
+    ReasonCode(
         "REPAYMENT_UNMATCHED",
         Category.VERIFICATION,
         "A repayment event named a loan that could not take it (unknown, another customer's, closed, or more "

@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +53,6 @@ from fengkong.pii import (
 from fengkong.policy.compiler import CompiledPolicy
 from fengkong.policy.errors import PolicyError
 from fengkong.policy.loader import DEFAULT_POLICY_PATH, load_policy_file, load_policy_text
-from fengkong.policy.simulate import expected_pd
 from fengkong.runtime import deferred_gc
 from fengkong.security import Principal, hash_api_key, key_matches, new_api_key, parse_key_id
 from fengkong.state.memory import MemoryState
@@ -63,7 +62,6 @@ from fengkong.store.tables import (
     alerts,
     api_keys,
     audit_log,
-    credit_lines,
     decisions,
     events,
     graph_groups,
@@ -386,107 +384,14 @@ class Engine:
             return self.policy(challenger[0]), "challenger"
         return champion, "champion"
 
-    def compare_policies(self, since: dt.datetime | None = None) -> dict[str, Any]:
-        """Champion, challenger and shadow side by side, from the decisions they made live."""
-        query = sa.select(
-            decisions.c.id,
-            decisions.c.policy_version,
-            decisions.c.assignment,
-            decisions.c.outcome,
-            decisions.c.limit_amount,
-            decisions.c.reasons,
-            decisions.c.score,
-        )
-        if since is not None:
-            query = query.where(decisions.c.created_at >= since)
-        groups: dict[tuple[str, str], dict[str, Any]] = {}
-        with self.db.connect() as conn:
-            for row in conn.execute(query):
-                key = (row.policy_version, row.assignment or "champion")
-                g = groups.setdefault(
-                    key,
-                    {
-                        "policy_version": key[0],
-                        "assignment": key[1],
-                        "decisions": 0,
-                        "approve": 0,
-                        "review": 0,
-                        "decline": 0,
-                        "limit_granted": 0.0,
-                        "expected_defaults": 0.0,
-                        "expected_loss": 0.0,
-                        "reasons": {},
-                        "approved_ids": [],
-                    },
-                )
-                g["decisions"] += 1
-                g[row.outcome] += 1
-                if row.outcome == "approve" and row.limit_amount:
-                    pd = self._expected_pd(row.policy_version, row.score)
-                    g["limit_granted"] += row.limit_amount
-                    g["expected_defaults"] += pd
-                    g["expected_loss"] += pd * row.limit_amount  # LGD 1, as in the simulation
-                    g["approved_ids"].append(row.id)
-                for code in row.reasons:
-                    g["reasons"][code] = g["reasons"].get(code, 0) + 1
-            mirror = decisions.alias("mirror")
-            pairs = conn.execute(
-                sa.select(decisions.c.outcome.label("live"), mirror.c.outcome.label("shadow")).select_from(
-                    decisions.join(mirror, mirror.c.shadow_of == decisions.c.id)
-                )
-            ).all()
-        realised = self._realised_outcomes([i for g in groups.values() for i in g["approved_ids"]])
-        for g in groups.values():
-            outcomes = [realised[i] for i in g.pop("approved_ids") if i in realised]
-            # realised so far: approvals whose line has loans, bad once a loan reached REALISED_BAD_DPD days past due
-            g["realised_observed"] = len(outcomes)
-            g["realised_bad"] = sum(outcomes)
-            g["realised_bad_rate"] = sum(outcomes) / len(outcomes) if outcomes else None
-            g["approval_rate"] = g["approve"] / g["decisions"] if g["decisions"] else 0.0
-            # the same placeholder score-to-PD scaling as the simulation, until a calibrated model provides PD
-            g["expected_bad_rate"] = g.pop("expected_defaults") / g["approve"] if g["approve"] else None
-        swap_in = sum(1 for p in pairs if p.live != "approve" and p.shadow == "approve")
-        swap_out = sum(1 for p in pairs if p.live == "approve" and p.shadow != "approve")
-        return {
-            "groups": sorted(groups.values(), key=lambda g: (g["assignment"], g["policy_version"])),
-            "shadow_pairs": len(pairs),
-            "shadow_swap_in": swap_in,
-            "shadow_swap_out": swap_out,
-        }
+    def compare_policies(
+        self, since: dt.datetime | None = None, segments: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        """Champion, challenger and shadow side by side, from the decisions they made live (see
+        :mod:`fengkong.policy.compare`; its ``live_comparison`` also renders Markdown and HTML)."""
+        from fengkong.policy.compare import live_comparison
 
-    def _expected_pd(self, version: str, score: float | None) -> float:
-        """The calibrated PD of the policy's model when it has one, else the simulation's placeholder mapping."""
-        if score is None:
-            return 0.0
-        try:
-            model = self.policy(version).scorecard
-        except FengkongError:
-            return expected_pd(score)
-        if getattr(getattr(model, "spec", None), "calibration", None) is None:
-            return expected_pd(score)
-        import numpy as np
-
-        return float(model.pd(np.array([score], dtype=float))[0])
-
-    def _realised_outcomes(self, decision_ids: list[str]) -> dict[str, int]:
-        """decision id → 1 if the line it opened has a loan that went REALISED_BAD_DPD+ days past due, else 0;
-        only for decisions whose line has loans (the others have no outcome yet)."""
-        loans = getattr(self, "loans", None)
-        if loans is None or not decision_ids:
-            return {}
-        with self.db.connect() as conn:
-            line_of = dict(
-                conn.execute(
-                    sa.select(credit_lines.c.decision_id, credit_lines.c.id).where(
-                        credit_lines.c.decision_id.in_(decision_ids)
-                    )
-                ).all()
-            )
-        worst = {
-            r["line_id"]: max(r["line_days_past_due"], r["line_max_dpd_12m"])
-            for r in loans.line_delinquency(_now().date()).to_dicts()
-        }
-        return {d: int(worst[line] >= REALISED_BAD_DPD) for d, line in line_of.items() if line in worst}
+        return live_comparison(self, since, segments).as_dict()
 
     def list_policies(self) -> list[dict[str, Any]]:
         with self.db.connect() as conn:
@@ -496,6 +401,8 @@ class Engine:
                 "version": r.version,
                 "name": r.name,
                 "active": r.active,
+                "role": "champion" if r.active else r.role,  # or challenger, shadow, None
+                "share": r.share,  # a challenger's share of customers
                 "model_version": r.model_version,
                 "content_hash": r.content_hash,
                 "created_at": audit.timestamp_text(r.created_at),
@@ -655,8 +562,12 @@ class Engine:
         shadow = self._roles.get("shadow")
         if shadow is None or assignment == "pinned" or shadow[0] == live["policy_version"]:
             return None
-        policy = self.policy(shadow[0])
-        result = policy.decide_row(features)
+        try:
+            policy = self.policy(shadow[0])
+            result = policy.decide_row(features)
+        except Exception as exc:  # a shadow never acts, so it may never fail the live decision either
+            log.error("shadow policy %s could not decide %s: %s", shadow[0], live["id"], type(exc).__name__)
+            return None
         record = {
             **live,
             "id": new_id("dec"),
@@ -748,9 +659,15 @@ class Engine:
         """The stored decision, its inputs and features, and explanations for the analyst and the customer.
 
         The decision is replayed under the policy version that made it; ``reproduced`` says whether the replay
-        gave the same outcome, reasons, limit and APR.
+        gave the same outcome, reasons, limit and APR. A drawdown decision (or a person's decision in its place) is
+        explained and replayed by its drawdown rules instead (``fengkong.lines.drawdown_explain``).
         """
         row = self._row(decision_id)
+        from fengkong.lines import drawdown_explain
+
+        drawdown = drawdown_explain.drawdown_root(self, row)
+        if drawdown is not None:  # drawdown decisions store no identifiers
+            return drawdown_explain.explain(self, row, drawdown, {})
         policy = self.policy(row.policy_version)
         replay = policy.decide_row(row.features)
         reproduced = (
@@ -879,7 +796,7 @@ class Engine:
             )
             result.accepted.append(event.event_id)
             if policy.wakes(event.type):
-                raised.extend(self._fire_triggers(policy, event.type, event.event_id, keys, occurred))
+                raised.extend(self._fire_triggers(policy, event.type, event.event_id, keys, occurred, prepared))
         return raised
 
     def _reset_online_state(self) -> None:
@@ -919,16 +836,23 @@ class Engine:
         self._alerts_written(raised)
 
     def _fire_triggers(
-        self, policy: CompiledPolicy, event_type: str, event_id: str, keys: Mapping[str, str], occurred: dt.datetime
+        self,
+        policy: CompiledPolicy,
+        event_type: str,
+        event_id: str,
+        keys: Mapping[str, str],
+        occurred: dt.datetime,
+        batch: list[tuple[Any, dt.datetime, dict[str, str], dict[str, Any]]] | None = None,
     ) -> list[dict[str, Any]]:
-        """Event triggers see the customer's online features *including* this event."""
+        """Event triggers see the customer's online features *including* this event (and, for the loan book,
+        the events of its ``batch``, which may still be being written)."""
         needed = policy.trigger_inputs(event_type)
         features = self.online.features(keys, occurred.timestamp(), only=needed)
         if needed & _LIST_FEATURES:  # a database look-up: only when a woken trigger reads a list
             features.update(self._list_features(keys["customer"], keys, occurred))
         if _reads_loan_book(needed):  # post-loan features: the loan book, as of the event
             if self.loans.has_loans(keys["customer"]):
-                features.update(self.loans.customer_features(keys["customer"], occurred))
+                features.update(self.loans.customer_features(keys["customer"], occurred, batch=batch))
             else:
                 features.update(no_loans())
         now = _now()
@@ -1361,7 +1285,6 @@ _INSERT_EVENT = sa.insert(events)
 
 
 MAX_EVENTS_PER_BATCH = 10_000
-REALISED_BAD_DPD = 90  # a live approval counts as bad once a loan on its line is this many days past due
 _LIST_FEATURES = frozenset({"list_blacklist_hit", "list_watchlist_hit", "customer_protected"})
 _LOAN_EVENTS = frozenset({"repayment"})  # events engine.loans.on_events acts on
 

@@ -34,6 +34,7 @@ from fengkong.api.schemas import (
 from fengkong.applications import ApplicationIn
 from fengkong.errors import FengkongError, FieldProblem
 from fengkong.events.schema import EVENT_ADAPTER
+from fengkong.policy.doors import DATE_PATTERN
 from fengkong.policy.errors import PolicyError
 from fengkong.policy.loader import load_policy_text
 from fengkong.security import Permission, Principal
@@ -330,23 +331,9 @@ def _routes(app: FastAPI) -> None:
         engine: EngineDep,
         _p: Annotated[Principal, Depends(require(Permission.READ_POLICY))],
     ) -> dict[str, Any]:
-        import polars as pl
+        from fengkong.policy.doors import http_simulate
 
-        from fengkong.policy.simulate import simulate
-
-        candidate = engine.policy_or_404(version)
-        current = engine.policy_or_404(body.against) if body.against else engine.policy()
-        try:
-            frame = pl.DataFrame(body.applications, infer_schema_length=None)
-        except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
-            first_line = str(exc).split("\n")[0]
-            raise FengkongError(
-                "invalid_field", f"applications: not a table of values ({first_line})", "applications", 422
-            ) from None
-        report = simulate(
-            candidate, current, frame, outcome_column=body.outcome_column, segment_columns=body.segment_columns
-        )
-        return report.as_dict()
+        return http_simulate(engine, version, body)
 
     @app.post(
         "/v1/policies/{version}/activate",
@@ -382,9 +369,20 @@ def _routes(app: FastAPI) -> None:
         summary="Champion, challenger and shadow side by side, from live decisions",
     )
     def compare_policies(
-        engine: EngineDep, _p: Annotated[Principal, Depends(require(Permission.READ_POLICY))]
+        engine: EngineDep,
+        _p: Annotated[Principal, Depends(require(Permission.READ_POLICY))],
+        since: Annotated[
+            str | None, Query(pattern=DATE_PATTERN, description="only decisions from this day on (YYYY-MM-DD, UTC)")
+        ] = None,
+        segments: Annotated[
+            str | None,
+            Query(max_length=200, description="comma-separated fields or features (default: product, employment)"),
+        ] = None,
     ) -> dict[str, Any]:
-        return engine.compare_policies()
+        from fengkong.policy.doors import parse_since
+
+        columns = None if segments is None else [c.strip() for c in segments.split(",") if c.strip()]
+        return engine.compare_policies(parse_since(since), columns)
 
     @app.get("/v1/audit/verify", response_model=AuditOut, tags=["audit"], summary="Check the audit chain")
     def verify_audit(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
@@ -191,6 +191,25 @@ class CustomerViewOut(BaseModel):
     reasons: list[dict[str, str]] = Field(description="principal reasons in plain words, with what the customer can do")
     next_steps: list[str]
     under_review: bool
+    appeal: dict[str, Any]
+
+
+class LineActionViewOut(BaseModel):
+    line_action_id: str
+    line_id: str
+    customer_id: str
+    language: Literal["zh", "en"]
+    action: str
+    decided_at: str
+    decided_by: Literal["automated", "person"]
+    limit_before: float | None
+    limit_after: float | None
+    line_status: str | None
+    line_limit: float | None
+    currency: str | None
+    headline: str = Field(description="the notice the customer was sent about this change")
+    reasons: list[dict[str, str]] = Field(description="principal reasons in plain words, with what the customer can do")
+    next_steps: list[str]
     appeal: dict[str, Any]
 
 
@@ -377,6 +396,22 @@ def customer_view(
     language: Annotated[Literal["zh", "en"], Query()] = "zh",
 ) -> dict[str, Any]:
     return engine.cases.customer_view(decision_id, customer_id, language)
+
+
+@router.get(
+    "/v1/line-actions/{line_action_id}/customer-view",
+    response_model=LineActionViewOut,
+    tags=["appeals"],
+    summary="A change to a credit line as its customer sees it: what was done, why, what they can do, how to appeal",
+)
+def line_action_view(
+    line_action_id: Annotated[str, Path(pattern=_REF)],
+    engine: EngineDep,
+    _p: Annotated[Principal, Depends(require(Permission.APPEAL))],
+    customer_id: Annotated[str, Query(pattern=_REF, description="the customer whose line it is")],
+    language: Annotated[Literal["zh", "en"], Query()] = "zh",
+) -> dict[str, Any]:
+    return engine.cases.line_action_view(line_action_id, customer_id, language)
 
 
 @router.get(

@@ -57,7 +57,18 @@ class StatusChangeIn(BaseModel):
     review_days: int | None = Field(None, ge=1, le=365, description="freeze: days until the line is reviewed again")
 
 
-LineActionIn = Annotated[LimitChangeIn | StatusChangeIn, Field(discriminator="action")]
+class ReversalIn(BaseModel):
+    """Undo a decrease on human review: the limit it took is given back (never above the limit before it), or a
+    decrease still under notice is withdrawn. Exempt from the increase guardrails: it grants no new credit."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["reverse"]
+    reverses: str = Field(pattern=_REF, description="the id of the decrease to undo (lact_...)")
+    reasons: list[ReasonCode] = _REASONS
+    note: str = _NOTE
+
+
+LineActionIn = Annotated[LimitChangeIn | StatusChangeIn | ReversalIn, Field(discriminator="action")]
 
 
 class LineReviewIn(BaseModel):
@@ -66,12 +77,28 @@ class LineReviewIn(BaseModel):
     as_of: str | None = Field(None, pattern=DATE_PATTERN, description="the review date YYYY-MM-DD; default today")
     resume: str | None = Field(None, pattern=_REF, description="the id of an interrupted run to finish")
     chunk_size: int = Field(1000, ge=1, le=100_000, description="lines per transaction when applying")
+    due_only: bool = Field(False, description="only the frozen lines whose review date has come (the daily job)")
 
 
 class LineReviewOut(BaseModel):
     run_id: str | None
     applied: int
+    skipped: int = Field(description="planned actions not applied because the line moved since the plan")
     resumed: bool
+    report: dict[str, Any]
+
+
+class LineReviewRunOut(BaseModel):
+    run_id: str
+    status: Literal["running", "completed"]
+    scope: Literal["all", "due"]
+    as_of: str
+    policy_version: str
+    actor: str
+    created_at: str
+    completed_at: str | None
+    lines_total: int
+    lines_acted: int
     report: dict[str, Any]
 
 
@@ -94,7 +121,9 @@ def customer_lines(
     return engine.lines.for_customer(customer_id)
 
 
-@router.post("/v1/lines/{line_id}/actions", summary="Act on a line by hand (increase, decrease, freeze, ...)")
+@router.post(
+    "/v1/lines/{line_id}/actions", summary="Act on a line by hand (increase, decrease, freeze, ..., reverse a decrease)"
+)
 def act_on_line(
     line_id: LineId,
     body: LineActionIn,
@@ -110,6 +139,7 @@ def act_on_line(
         new_limit=body.new_limit if isinstance(body, LimitChangeIn) else None,
         note=body.note,
         review_days=body.review_days if isinstance(body, StatusChangeIn) else None,
+        reverses=body.reverses if isinstance(body, ReversalIn) else None,
     )
 
 
@@ -153,6 +183,26 @@ async def run_line_review(
             actor=f"key:{principal.key_id}",
             chunk_size=body.chunk_size,
             resume=body.resume,
+            due_only=body.due_only,
         )
     )
-    return {"run_id": run.run_id, "applied": run.applied, "resumed": run.resumed, "report": run.report.as_dict()}
+    return {
+        "run_id": run.run_id,
+        "applied": run.applied,
+        "skipped": run.skipped,
+        "resumed": run.resumed,
+        "report": run.report.as_dict(),
+    }
+
+
+@router.get(
+    "/v1/line-reviews/{run_id}",
+    response_model=LineReviewRunOut,
+    summary="An applied line review run: running or completed, lines acted on, its report",
+)
+def get_line_review(
+    run_id: Annotated[str, Path(pattern=_REF)],
+    engine: EngineDep,
+    _p: Annotated[Principal, Depends(require(Permission.READ_LINE))],
+) -> dict[str, Any]:
+    return engine.lines.get_run(run_id)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic_core import PydanticCustomError
 
 from fengkong.api.auth import get_engine, require
 from fengkong.loans.schedule import MAX_TERM
@@ -28,7 +30,41 @@ _DAY = r"((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[135
 _DATE = rf"^({_YEAR}-{_DAY}|{_LEAP}-02-29)$"
 TIMEZONES = sorted(available_timezones())
 _ZONE_ENUM: list[JsonValue] = list(TIMEZONES)
-AsOf = Annotated[str | None, Query(pattern=_DATE, description="YYYY-MM-DD (1970 to 2199); default: today")]
+
+
+def _checked(pattern: str, rule: str) -> AfterValidator:
+    """A text checked against ``pattern`` (which the OpenAPI document states) and refused with a rule a person can
+    act on, instead of the regular expression."""
+    compiled = re.compile(pattern)
+
+    def check(value: str | None) -> str | None:
+        if value is not None and compiled.match(value) is None:
+            raise PydanticCustomError("invalid_text", "{rule} (got {got})", {"rule": rule, "got": repr(value[:40])})
+        return value
+
+    return AfterValidator(check)
+
+
+def _text(pattern: str, rule: str) -> tuple[Any, AfterValidator]:
+    return Field(json_schema_extra={"pattern": pattern}), _checked(pattern, rule)
+
+
+_DATE_RULE = "must be a real date YYYY-MM-DD from 1970 to 2199"
+_REF_RULE = "must be 1 to 64 letters, digits or . _ : - (starting with a letter or digit)"
+RefText = Annotated[str, *_text(_REF, _REF_RULE)]
+DateText = Annotated[str, *_text(_DATE, _DATE_RULE)]
+RateText = Annotated[str, *_text(_RATE, "must be a fraction from 0 to 1 with at most 6 decimals: 0.12 is 12 %")]
+PrincipalText = Annotated[
+    str, *_text(_PRINCIPAL, 'must be an amount from 1 to 99999999.99 with at most two decimals, e.g. "10000.00"')
+]
+AmountText = Annotated[str, *_text(_AMOUNT, 'must be an amount above 0 with at most two decimals, e.g. "888.49"')]
+
+
+def _date_query(description: str, alias: str | None = None) -> Any:
+    return Query(alias=alias, description=description, json_schema_extra={"pattern": _DATE})
+
+
+AsOf = Annotated[str | None, _date_query("YYYY-MM-DD (1970 to 2199); default: today"), _checked(_DATE, _DATE_RULE)]
 LoanId = Annotated[str, Path(pattern=_REF)]
 CustomerId = Annotated[str, Path(pattern=_REF)]
 
@@ -38,16 +74,16 @@ class LoanIn(BaseModel):
     POST /v1/lines/{line_id}/drawdowns, which also takes the amount from the line)."""
 
     model_config = ConfigDict(extra="forbid")
-    loan_id: str | None = Field(None, pattern=_REF, description="your id; the same terms again return the loan")
-    customer_id: str = Field(pattern=_REF)
-    principal: str = Field(pattern=_PRINCIPAL, description='decimal text, at most 2 decimals, e.g. "10000.00"')
-    apr: str = Field(pattern=_RATE, description='a fraction: "0.12" is 12 %')
+    loan_id: RefText | None = Field(None, description="your id; the same terms again return the loan")
+    customer_id: RefText
+    principal: PrincipalText = Field(description='decimal text, at most 2 decimals, e.g. "10000.00"')
+    apr: RateText = Field(description='a fraction: "0.12" is 12 %')
     term: int = Field(ge=1, le=MAX_TERM, description="months")
     method: Literal["equal_instalment", "equal_principal", "interest_only"]
-    start_date: str | None = Field(
-        None, pattern=_DATE, description="YYYY-MM-DD, 1970 to 2199; default: today in the loan's time zone"
+    start_date: DateText | None = Field(
+        None, description="YYYY-MM-DD, 1970 to 2199; default: today in the loan's time zone"
     )
-    penalty_apr: str | None = Field(None, pattern=_RATE, description="default: 1.5 × apr (at most 1)")
+    penalty_apr: RateText | None = Field(None, description="default: 1.5 × apr (at most 1)")
     timezone: str = Field(
         "Asia/Shanghai", description="the customer's IANA time zone", json_schema_extra={"enum": _ZONE_ENUM}
     )
@@ -62,10 +98,10 @@ class LoanIn(BaseModel):
 
 class RepaymentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    repayment_id: str = Field(pattern=_REF, description="your id; a retry with the same id is applied once")
-    amount: str = Field(pattern=_AMOUNT, description='decimal text above 0, at most 2 decimals, e.g. "888.49"')
-    paid_on: str | None = Field(
-        None, pattern=_DATE, description="the day the money arrived, YYYY-MM-DD (default: today, loan's time zone)"
+    repayment_id: RefText = Field(description="your id; a retry with the same id is applied once")
+    amount: AmountText = Field(description='decimal text above 0, at most 2 decimals, e.g. "888.49"')
+    paid_on: DateText | None = Field(
+        None, description="the day the money arrived, YYYY-MM-DD (default: today, loan's time zone)"
     )
     mode: Literal["instalment", "prepayment"] = Field(
         "instalment",
@@ -76,7 +112,7 @@ class RepaymentIn(BaseModel):
 
 class ContactIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    loan_id: str = Field(pattern=_REF)
+    loan_id: RefText
     channel: Literal["sms", "app", "call"]
     party: Literal["customer", "emergency_contact", "third_party"]
     result: (
@@ -143,11 +179,25 @@ def open_loan(
 def roll_rates(
     engine: EngineDep,
     _p: Annotated[Principal, Depends(require(Permission.READ_LOAN))],
-    from_: Annotated[str, Query(alias="from", pattern=_DATE, description="YYYY-MM-DD")],
-    to: Annotated[str, Query(pattern=_DATE, description="YYYY-MM-DD")],
+    from_: Annotated[str, _date_query("YYYY-MM-DD", alias="from"), _checked(_DATE, _DATE_RULE)],
+    to: Annotated[str, _date_query("YYYY-MM-DD"), _checked(_DATE, _DATE_RULE)],
 ) -> dict[str, Any]:
     result: dict[str, Any] = engine.loans.roll_rates(dt.date.fromisoformat(from_), dt.date.fromisoformat(to)).as_dict()
     return result
+
+
+@router.get(
+    "/v1/loans/roll-rates/monthly",
+    tags=["loans"],
+    summary="Roll rates month by month over the months to a date (each a matrix, with the forward rolls)",
+)
+def roll_rates_monthly(
+    engine: EngineDep,
+    _p: Annotated[Principal, Depends(require(Permission.READ_LOAN))],
+    to: Annotated[str, _date_query("YYYY-MM-DD"), _checked(_DATE, _DATE_RULE)],
+    months: Annotated[int, Query(ge=1, le=60, description="how many months back from to")] = 6,
+) -> list[dict[str, Any]]:
+    return [r.as_dict() for r in engine.loans.roll_rate_series(dt.date.fromisoformat(to), months)]
 
 
 @router.get("/v1/loans/delinquency", tags=["loans"], summary="Loans on book by delinquency bucket as of a date")
@@ -168,7 +218,7 @@ def get_loan(
     loan_id: LoanId,
     engine: EngineDep,
     _p: Annotated[Principal, Depends(require(Permission.READ_LOAN))],
-    as_of: Annotated[str | None, Query(pattern=_DATE, description="YYYY-MM-DD; default: today there")] = None,
+    as_of: Annotated[str | None, _date_query("YYYY-MM-DD; default: today there"), _checked(_DATE, _DATE_RULE)] = None,
 ) -> dict[str, Any]:
     return engine.loans.get(loan_id, _day(as_of))
 
@@ -242,3 +292,94 @@ def collections_contact(
     body: ContactIn, engine: EngineDep, principal: Annotated[Principal, Depends(require(Permission.COLLECT))]
 ) -> dict[str, Any]:
     return engine.loans.contact(body.loan_id, body.channel, body.party, _actor(principal), body.result)
+
+
+class StatusChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: RefText = Field(description="a short code: settled, cooling_off, charged_off...")
+    on: DateText | None = Field(None, description="YYYY-MM-DD, not in the future; default: today there")
+
+
+@router.post(
+    "/v1/loans/{loan_id}/close",
+    tags=["loans"],
+    summary="Close an active loan by hand (cooling-off, settlement): nothing more is owed; audited with its reason",
+)
+def close_loan(
+    loan_id: LoanId,
+    body: StatusChangeIn,
+    engine: EngineDep,
+    principal: Annotated[Principal, Depends(require(Permission.MANAGE_LINES))],
+) -> dict[str, Any]:
+    return engine.loans.close(loan_id, body.reason, _day(body.on), actor=_actor(principal))
+
+
+@router.post(
+    "/v1/loans/{loan_id}/write-off",
+    tags=["loans"],
+    summary="Write off an active loan more than 90 days past due; it stays with collections and takes recoveries",
+)
+def write_off_loan(
+    loan_id: LoanId,
+    body: StatusChangeIn,
+    engine: EngineDep,
+    principal: Annotated[Principal, Depends(require(Permission.MANAGE_LINES))],
+) -> dict[str, Any]:
+    return engine.loans.write_off(loan_id, body.reason, _day(body.on), actor=_actor(principal))
+
+
+@router.post(
+    "/v1/loans/early-warning",
+    tags=["loans"],
+    summary="Run the daily early-warning scan: the policy's triggers on loan_* features over the whole book",
+)
+def early_warning_scan(
+    engine: EngineDep,
+    principal: Annotated[Principal, Depends(require(Permission.MANAGE_LINES))],
+    as_of: AsOf = None,
+) -> dict[str, Any]:
+    return engine.loans.early_warning(_day(as_of), actor=_actor(principal))
+
+
+@router.get(
+    "/v1/customers/{customer_id}/collection-contacts",
+    tags=["collections"],
+    summary="The contact log of a customer: every attempt, allowed or refused with its reason, oldest first",
+)
+def collection_contacts(
+    customer_id: CustomerId, engine: EngineDep, _p: Annotated[Principal, Depends(require(Permission.READ_LOAN))]
+) -> list[dict[str, Any]]:
+    return engine.loans.contacts(customer_id)
+
+
+class PauseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: RefText = Field("collector_complaint", description="a short code")
+
+
+@router.post(
+    "/v1/customers/{customer_id}/collections/pause",
+    tags=["collections"],
+    summary="Pause every contact with a customer (a complaint about a collector) and open a complaint case",
+)
+def pause_collections(
+    customer_id: CustomerId,
+    body: PauseIn,
+    engine: EngineDep,
+    principal: Annotated[Principal, Depends(require(Permission.COLLECT))],
+) -> dict[str, Any]:
+    return engine.loans.pause_collections(customer_id, body.reason, actor=_actor(principal))
+
+
+@router.post(
+    "/v1/customers/{customer_id}/collections/resume",
+    tags=["collections"],
+    summary="Lift a customer's pauses by hand (the complaint is handled); resolving the complaint case also does",
+)
+def resume_collections(
+    customer_id: CustomerId,
+    engine: EngineDep,
+    principal: Annotated[Principal, Depends(require(Permission.WORK_CASES))],
+) -> dict[str, Any]:
+    lifted = engine.loans.resume_collections(customer_id, actor=_actor(principal))
+    return {"customer_id": customer_id, "lifted": lifted, "paused": engine.loans.paused(customer_id)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
@@ -36,7 +37,10 @@ class DecisionDetailOut(DecisionOut):
     identity: dict[str, str]
     features: dict[str, Any]
     rule_hits: list[str]
-    reproduced: bool
+    reproduced: bool | None = Field(
+        description="whether replaying under the policy version in force reproduces the decision; null for a "
+        "person's drawdown decision or a drawdown that cannot be replayed (explanation.analyst.replay says why)"
+    )
     explanation: dict[str, Any]
 
 
@@ -51,6 +55,8 @@ class PolicyOut(BaseModel):
     version: str
     name: str
     active: bool
+    role: Literal["champion", "challenger", "shadow"] | None = None
+    share: float | None = None
     model_version: str
     content_hash: str
     created_at: str
@@ -71,7 +77,13 @@ class SimulationIn(BaseModel):
     )
     against: str | None = Field(None, description="the version to compare with (default: the active one)")
     outcome_column: str = Field("bad", min_length=1, max_length=64)
-    segment_columns: list[str] = Field(default_factory=list, max_length=10)
+    segment_columns: list[str] | None = Field(
+        None, max_length=10, description="null: the usual segment columns (channel, region, ...) the rows have"
+    )
+    lines: list[dict[str, Any]] | None = Field(
+        None, min_length=1, max_length=100_000, description="live lines: also re-run line review under both policies"
+    )
+    as_of: dt.date | None = Field(None, description="line review date (default today)")
 
 
 class PolicyRoleIn(BaseModel):

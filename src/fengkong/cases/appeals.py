@@ -22,6 +22,8 @@ from fengkong.cases.model import CaseStatus, CaseType
 from fengkong.domain import Language, Outcome
 from fengkong.errors import FengkongError, not_found
 from fengkong.explain import customer_view as decision_customer_view
+from fengkong.lines.drawdown_explain import headline as drawdown_headline
+from fengkong.lines.drawdown_explain import held_decline_appealable
 from fengkong.reasons import is_known, reason
 from fengkong.store.tables import cases, decisions
 
@@ -53,8 +55,20 @@ _TEXT = {
         "zh": "经人工复核，您的申诉成立，额度已恢复。",
         "en": "After review by a person, your appeal is upheld and your credit line is restored.",
     },
+    "line_being_restored": {
+        "zh": "经人工复核，您的申诉成立。工作人员正在恢复您的额度，完成后我们会通知您。",
+        "en": "After review by a person, your appeal is upheld. A person is now restoring your credit line; we "
+        "will tell you when it is done.",
+    },
+    "line_how": {
+        "zh": "如您对这一调整有异议，可以要求人工复核，请提供参考编号 {ref}。根据《个人信息保护法》第二十四条，"
+        "您有权要求我们说明理由，并有权拒绝仅通过自动化决策方式作出的决定。",
+        "en": "If you disagree with this change, you can ask for a person to review it, quoting reference {ref}. "
+        "You have the right to an explanation and to refuse a decision made solely by automated means "
+        "(PIPL Article 24).",
+    },
     "by_person": {"zh": "经人工复核：", "en": "After review by a person: "},
-}
+}  # a drawdown's wording lives with the drawdowns: fengkong.lines.drawdown_explain
 
 
 def file_appeal(
@@ -96,9 +110,21 @@ def file_appeal(
                 "decision_id",
                 409,
             )
+        source = f"{CaseType.APPEAL.value}:decision:{decision_id}"
+        _not_answered(desk, source)
+        replaced = _latest_override(desk, row)
+        if replaced is not None and not held_decline_appealable(row, replaced):
+            raise FengkongError(
+                "decided_by_person",
+                f"decision {decision_id} was replaced by a person's decision {replaced.id} on review (case "
+                f"{replaced.inputs.get('case_id')}); it is no longer an automated decision to appeal: file a "
+                "complaint if the customer still disagrees",
+                "decision_id",
+                409,
+            )
         if row.outcome == Outcome.REVIEW.value:
-            review = desk._by_source(f"{CaseType.REVIEW.value}:decision:{decision_id}")
-            if review is not None and review.status != CaseStatus.RESOLVED.value:
+            review = _open_review(desk, decision_id)
+            if review is not None:
                 raise FengkongError(
                     "decision_under_review",
                     f"a person is already reviewing decision {decision_id} (case {review.id}, due "
@@ -106,16 +132,14 @@ def file_appeal(
                     "decision_id",
                     409,
                 )
-        source = f"{CaseType.APPEAL.value}:decision:{decision_id}"
-        _not_answered(desk, source)
         case = desk.open(
             CaseType.APPEAL,
             customer_id,
             decision_id=decision_id,
             evidence={
                 "appealed": "decision",
-                "outcome": row.outcome,
-                "reasons": list(row.reasons),
+                "outcome": (replaced or row).outcome,  # a held drawdown a person declined: that decline
+                "reasons": list((replaced or row).reasons),
                 "limit": row.limit_amount,
                 "apr": row.apr,
                 "policy_version": row.policy_version,
@@ -128,17 +152,7 @@ def file_appeal(
     else:
         assert line_action_id is not None
         line_action_id = _check_ref(line_action_id, "line_action_id")
-        action = desk._line_action(line_action_id)
-        if action is None:
-            raise not_found("line_action", line_action_id, "line_action_id")
-        if action["customer_id"] != customer_id:
-            raise FengkongError(
-                "line_action_customer_mismatch",
-                f"line action {line_action_id} is not about customer {customer_id!r}; a customer can appeal only "
-                "their own line",
-                "line_action_id",
-                422,
-            )
+        action = _own_line_action(desk, line_action_id, customer_id)
         if action["action"] not in APPEALABLE_LINE_ACTIONS:
             raise FengkongError(
                 "invalid_field",
@@ -213,13 +227,16 @@ def customer_view(desk: CaseDesk, decision_id: str, customer_id: str, language: 
         original.id,
         lang,
     )
+    if original.kind == "drawdown":  # the application wording ("your application ... a credit line") does not fit
+        base["headline"] = drawdown_headline(desk.engine, original, effective, currency, lang)
     by_person = effective.kind == "override"
     headline = (_TEXT["by_person"][lang.value] + base["headline"]) if by_person else base["headline"]
     appeal_row = desk._by_source(f"{CaseType.APPEAL.value}:decision:{original.id}")
-    review_row = desk._by_source(f"{CaseType.REVIEW.value}:decision:{original.id}")
-    under_review = review_row is not None and review_row.status != CaseStatus.RESOLVED.value
+    under_review = _open_review(desk, original.id) is not None
     appeal: dict[str, Any] = {
-        "can_appeal": appeal_row is None and not by_person and not under_review,
+        "can_appeal": appeal_row is None
+        and not under_review
+        and (not by_person or held_decline_appealable(original, effective)),
         "how": base["appeal"],
         "case_id": None,
         "status": None,
@@ -244,7 +261,91 @@ def customer_view(desk: CaseDesk, decision_id: str, customer_id: str, language: 
     }
 
 
+def line_action_view(desk: CaseDesk, line_action_id: str, customer_id: str, language: str) -> dict[str, Any]:
+    """A change to the customer's credit line as the customer sees it: what was done, the principal reasons in
+    plain words, what they can do, the notice they were sent, and how to appeal or how their appeal stands.
+    Only the line's own customer sees it; reasons carry no codes and no rule."""
+    from fengkong.cases.desk import _check_ref, _language
+
+    lang = _language(language)
+    line_action_id = _check_ref(line_action_id, "line_action_id")
+    action = _own_line_action(desk, line_action_id, customer_id)
+    line = desk._line(action["line_id"])
+    reasons = _plain_reasons(list(action["reasons"]), lang)
+    appeal_row = desk._by_source(f"{CaseType.APPEAL.value}:line_action:{line_action_id}")
+    appealable = action["action"] in APPEALABLE_LINE_ACTIONS
+    appeal: dict[str, Any] = {
+        "can_appeal": appealable and appeal_row is None,
+        "how": _TEXT["line_how"][lang.value].format(ref=line_action_id) if appealable else None,
+        "case_id": None,
+        "status": None,
+    }
+    if appeal_row is not None:
+        appeal.update(_appeal_view(desk, appeal_row, lang))
+    notice = (action.get("notice") or {}).get(lang.value)
+    return {
+        "line_action_id": line_action_id,
+        "line_id": action["line_id"],
+        "customer_id": customer_id,
+        "language": lang.value,
+        "action": action["action"],
+        "decided_at": action["created_at"],
+        "decided_by": "person" if action["actor_kind"] in ("analyst", "case") else "automated",
+        "limit_before": action["limit_before"],
+        "limit_after": action["limit_after"],
+        "line_status": line["status"] if line is not None else None,
+        "line_limit": line["limit"] if line is not None else None,
+        "currency": line["currency"] if line is not None else None,
+        "headline": notice or "",
+        "reasons": reasons,
+        "next_steps": [r["advice"] for r in reasons if r["advice"]],
+        "appeal": appeal,
+    }
+
+
 # ------------------------------------------------------------------------------------------ helpers
+
+
+def _open_review(desk: CaseDesk, decision_id: str) -> Any:
+    """An unresolved case in which a person decides this decision now (a REVIEW outcome, a held drawdown)."""
+    with desk.engine.db.connect() as conn:
+        return conn.execute(
+            sa.select(cases)
+            .where(
+                (cases.c.decision_id == decision_id)
+                & cases.c.type.in_((CaseType.REVIEW.value, CaseType.HELD_DRAWDOWN.value))
+                & (cases.c.status != CaseStatus.RESOLVED.value)
+            )
+            .limit(1)
+        ).first()
+
+
+def _own_line_action(desk: CaseDesk, line_action_id: str, customer_id: str) -> dict[str, Any]:
+    action = desk._line_action(line_action_id)
+    if action is None:
+        raise not_found("line_action", line_action_id, "line_action_id")
+    if action["customer_id"] != customer_id:
+        raise FengkongError(
+            "line_action_customer_mismatch",
+            f"line action {line_action_id} is not about customer {customer_id!r}; a customer can appeal and read "
+            "only their own line",
+            "line_action_id",
+            422,
+        )
+    return action
+
+
+def _line_put_right(desk: CaseDesk, row: Any) -> bool:
+    """Whether the line of an upheld line appeal was restored (or its decrease reversed) after the resolution: the
+    lines service may have failed, which leaves a follow-up on the case for a person."""
+    line = desk._line(row.line_id)
+    if line is None or row.resolved_at is None:
+        return False
+    since = _ts(row.resolved_at)
+    return any(
+        h["at"] >= since and h["action"] in ("restore", "reverse", "increase") and "LINE_APPEAL_UPHELD" in h["reasons"]
+        for h in line["history"]
+    )
 
 
 def _own_decision(desk: CaseDesk, decision_id: str, customer_id: str) -> Any:
@@ -311,10 +412,17 @@ def _appeal_view(desk: CaseDesk, row: Any, lang: Language) -> dict[str, Any]:
     out["answered_at"] = _ts(row.resolved_at)
     if row.outcome == "upheld":
         if row.line_action_id:
-            out["message"] = _TEXT["line_restored"][lang.value]
+            restored = _line_put_right(desk, row)
+            out["message"] = _TEXT["line_restored" if restored else "line_being_restored"][lang.value]
         else:
             override_id = (row.result or {}).get("override_decision_id")
-            if override_id:
+            original = desk.engine._row(row.decision_id)
+            if override_id and original.kind == "drawdown":  # paid out with the resolution (or said it was not)
+                decided = desk.engine._row(override_id)
+                currency = desk.engine.policy(original.policy_version).spec.currency
+                told = drawdown_headline(desk.engine, original, decided, currency, lang)
+                out["message"] = _TEXT["changed"][lang.value] + told
+            elif override_id:
                 decided = desk.engine._row(override_id)
                 currency = desk.engine.policy(decided.policy_version).spec.currency
                 view = decision_customer_view(

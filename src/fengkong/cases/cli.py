@@ -10,6 +10,7 @@ import json
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -76,7 +77,9 @@ def cases_list(
     if as_json:
         _print_json(rows)
         return
-    table = Table("case", "type", "status", "prio", "customer", "assignee", "due", "overdue")
+    table = Table("case", "type", "status", "prio", "customer", "assignee", "due (UTC)", "late", box=box.SIMPLE_HEAD)
+    table.columns[0].no_wrap = True  # the id is what one copies into the next command: never cut it short
+    table.columns[0].min_width = 30
     for r in rows:
         table.add_row(
             r["case_id"],
@@ -85,7 +88,7 @@ def cases_list(
             str(r["priority"]),
             r["customer_id"],
             r["assignee"] or "",
-            r["due_at"],
+            r["due_at"][:16].replace("T", " "),
             "yes" if r["overdue"] else "",
         )
     out.print(table)
@@ -289,15 +292,20 @@ def appeal_status(
 
 @appeal_app.command("view")
 def appeal_view(
-    decision_id: Annotated[str, typer.Argument()],
+    reference: Annotated[str, typer.Argument(help="a decision id (dec_...) or a line change id (lact_...)")],
     customer: Annotated[str, typer.Option(help="the customer the decision is about")],
     language: Annotated[str, typer.Option(help="zh or en")] = "zh",
     as_json: AsJson = False,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """A decision as its customer sees it: what was decided, why, what they can do, how to appeal."""
+    """A decision or a line change as its customer sees it: what was decided, why, what they can do, how to
+    appeal."""
     try:
-        view = _engine(database_url).cases.customer_view(decision_id, customer, language)
+        desk = _engine(database_url).cases
+        if reference.startswith("lact_"):
+            view = desk.line_action_view(reference, customer, language)
+        else:
+            view = desk.customer_view(reference, customer, language)
     except FengkongError as exc:
         _fail(exc, as_json)
     if as_json:
@@ -307,4 +315,6 @@ def appeal_view(
     for r in view["reasons"]:
         out.print(f"  - {escape(r['text'])} {escape(r['advice'])}", highlight=False)
     appeal = view["appeal"]
-    out.print(escape(appeal["message"] if appeal.get("message") else appeal["how"]), highlight=False)
+    says = appeal.get("message") or appeal.get("how")
+    if says:
+        out.print(escape(says), highlight=False)

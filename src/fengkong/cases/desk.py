@@ -47,6 +47,7 @@ from fengkong.cases.model import (
 from fengkong.domain import Language, Outcome, new_id
 from fengkong.errors import FengkongError, not_found
 from fengkong.features.online import IDENTITY_ENTITIES
+from fengkong.lines.state import HUMAN_ACTORS, LineAction, check_limit_change
 from fengkong.reasons import Category, is_known, reason
 from fengkong.store import audit
 from fengkong.store.tables import alerts, case_actions, cases, decisions, events, protected_customers, risk_lists
@@ -109,6 +110,7 @@ class _Plan:
     protect: bool = False
     close_alert: bool = False
     notes: list[str] = field(default_factory=list)
+    pay_drawdown: Any = None  # the drawdown decision a person decided to pay: paid in the resolution's transaction
 
 
 class CaseDesk:
@@ -531,8 +533,10 @@ class CaseDesk:
             text = self.engine.vault.decrypt(row.message_encrypted).get("message", "")
             message = text if reveal_pii else mask_text(text)
         out["message"] = message
+        kind = self._root_kind(self.engine._row(row.decision_id)) if row.decision_id else None
+        out["decision_kind"] = kind
         out["decision"] = self.engine.explain(row.decision_id, reveal_pii=reveal_pii) if row.decision_id else None
-        out["replay"] = self.replay(row.decision_id) if row.decision_id else None
+        out["replay"] = self.replay(row.decision_id) if kind == "application" else None
         out["alert"] = _alert_view(dict(alert)) if alert is not None else None
         out["line"] = self._line(row.line_id)
         out["line_action"] = self._line_action(row.line_action_id) if row.line_action_id else None
@@ -563,6 +567,15 @@ class CaseDesk:
         was made (does the record reproduce?), and under ``policy_version`` or else the active policy (what
         would be decided today?)."""
         row = self.engine._row(decision_id)
+        root = self._root_kind(row)
+        if root != "application":
+            raise FengkongError(
+                "not_replayable",
+                f"decision {decision_id} is a {root} decision: replay decides application decisions again under "
+                f"their policy; a {root} is decided by the line's {root} rules (see its rule hits)",
+                "decision_id",
+                422,
+            )
         in_force = self.engine.policy(row.policy_version)
         result = in_force.decide_row(row.features)
         stored = {
@@ -743,6 +756,13 @@ class CaseDesk:
 
         return customer_view(self, decision_id, customer_id, language)
 
+    def line_action_view(self, line_action_id: str, customer_id: str, language: str = "zh") -> dict[str, Any]:
+        """A change to a credit line (decrease, freeze, closure...) as its customer sees it: what was done, the
+        principal reasons in plain words, what they can do, and how to appeal or how their appeal stands."""
+        from fengkong.cases.appeals import line_action_view
+
+        return line_action_view(self, line_action_id, customer_id, language)
+
     # ------------------------------------------------------------------------------------------ extension
 
     def subscribe(self, type: str, callback: Subscriber) -> None:
@@ -759,6 +779,12 @@ class CaseDesk:
         if row is None:
             raise not_found("case", case_id, "case_id")
         return row
+
+    def _root_kind(self, row: Any) -> str:
+        """What a decision decided: ``application`` or ``drawdown`` (a person's override: what it replaced)."""
+        if row.kind == "override":
+            return str(self.engine._row(row.inputs["override_of"]).kind)
+        return str(row.kind)
 
     def _by_source(self, source: str) -> Any:
         with self.engine.db.connect() as conn:
@@ -883,18 +909,49 @@ class CaseDesk:
                 return plan
             if outcome == "approve":
                 plan.override = self._offer(decision, limit, apr)
-                plan.open_line = True
+                plan.open_line = decision.kind == "application"
             else:
                 plan.override = self._human_decline(decision, codes)
         elif kind is CaseType.APPEAL and outcome == "upheld":
             if row.line_action_id:
+                if limit is not None or apr is not None or codes is not None:
+                    raise FengkongError(
+                        "invalid_field",
+                        "limit: an upheld appeal of a line change restores the line as it was before the change; "
+                        "limit, apr and reasons do not apply",
+                        "limit" if limit is not None else ("apr" if apr is not None else "reasons"),
+                        422,
+                    )
                 plan.line_fix = self._line_fix(row)
+                plan.four_eyes = _line_fix_four_eyes(plan.line_fix, threshold)
             elif row.decision_id:
                 decision = self.engine._row(row.decision_id)
+                if decision.kind == "drawdown":
+                    # paid as it was asked for, in the resolution's transaction, through the drawdowns' one pay-out
+                    # path: refused now (nothing written) if the line is no longer active or lacks the amount
+                    from fengkong.lines.drawdown import check_payable
+
+                    if limit is not None or apr is not None:
+                        raise FengkongError(
+                            "invalid_field",
+                            "limit: an upheld appeal of a drawdown pays it out as the customer asked for it; limit "
+                            "and apr do not apply",
+                            "limit" if limit is not None else "apr",
+                            422,
+                        )
+                    check_payable(self.engine, decision, "outcome")
+                    plan.pay_drawdown = decision
+                    plan.four_eyes = "it overrides a person's decline of a held drawdown"
                 plan.override = self._offer(decision, limit, apr)
-                plan.open_line = decision.outcome != Outcome.APPROVE.value
+                if plan.pay_drawdown is None and decision.outcome == Outcome.APPROVE.value:
+                    plan.line_fix = self._raise_for_approval(decision, plan.override, limit, apr)
+                elif plan.pay_drawdown is None:
+                    plan.open_line = True
                 if decision.outcome == Outcome.DECLINE.value:
                     plan.four_eyes = "it overrides an automated decline"
+        elif kind is CaseType.HELD_DRAWDOWN and outcome == "decline" and row.decision_id:
+            # a person's decline, stored with the notice the customer is sent (what, why, how to appeal)
+            plan.override = self._human_decline(self.engine._row(row.decision_id), codes)
         elif kind is CaseType.FRAUD_ALERT:
             plan.close_alert = True
             if outcome == "confirmed_fraud":
@@ -983,6 +1040,7 @@ class CaseDesk:
             raise FengkongError(
                 "lines_unavailable", "the lines service is not available to restore the line", "outcome", 503
             )
+        automated = action["actor_kind"] not in HUMAN_ACTORS
         if action["action"] in ("freeze", "close"):
             if line["status"] == "active":
                 raise FengkongError(
@@ -992,10 +1050,106 @@ class CaseDesk:
                     "outcome",
                     409,
                 )
-            return {"line_id": action["line_id"], "do": "restore"}
+            return {
+                "line_id": action["line_id"],
+                "do": "restore",
+                "action": action["action"],
+                "automated": automated,
+                "new_limit": float(line["limit"]),
+            }
         if action["action"] == "decrease":
-            return {"line_id": action["line_id"], "do": "increase", "new_limit": action["limit_before"]}
+            before = float(action["limit_before"])
+            if line["status"] != "active":
+                raise FengkongError(
+                    "line_not_active",
+                    f"line {line['line_id']} is {line['status']} now: its limit cannot be raised back; resolve "
+                    "the appeal of that later change instead, or resolve this one as rejected and say why",
+                    "outcome",
+                    409,
+                )
+            try:  # the lines service's reversal: exempt from the increase guardrails, it undoes the decrease
+                undo = self.engine.lines.reversal(str(action["line_action_id"]))
+            except FengkongError as exc:  # given back already, or nothing left to give back
+                raise FengkongError(
+                    "line_already_restored" if exc.code in ("nothing_to_reverse", "already_reversed") else exc.code,
+                    f"line {line['line_id']} (limit {before:,.0f} before the decrease): {exc.message}; resolve the "
+                    "appeal as rejected and say so in the note",
+                    "outcome",
+                    exc.status,
+                ) from None
+            return {
+                "line_id": action["line_id"],
+                "do": "reverse",
+                "action": "decrease",
+                "automated": automated,
+                "new_limit": float(undo["limit_after"]),
+                "reverses": action["line_action_id"],
+            }
         raise FengkongError("invalid_field", f"a line {action['action']} cannot be appealed", "line_action_id", 422)
+
+    def _raise_for_approval(
+        self, decision: Any, offer: dict[str, Any], limit: float | None, apr: float | None
+    ) -> dict[str, Any] | None:
+        """An upheld appeal of an approval (the customer asks for more): the line that approval opened is raised
+        to the limit granted, so the human decision and the line never disagree."""
+        if apr is not None:
+            raise FengkongError(
+                "invalid_field",
+                "apr: the APR of a live line is not changed by an appeal; only its limit can be raised",
+                "apr",
+                422,
+            )
+        line_id = self.engine.lines.line_id_for_decision(decision.id)
+        line = self._line(line_id)
+        if line is None:
+            return None  # no line was opened (e.g. a drawdown approval): the human decision says it all
+        current = float(line["limit"])
+        if limit is None or float(offer["limit_amount"]) <= current:
+            raise FengkongError(
+                "missing_field" if limit is None else "invalid_field",
+                f"limit: decision {decision.id} approved already and its line {line['line_id']} has a limit of "
+                f"{current:,.0f}; to uphold the appeal give a higher limit, or resolve it as rejected",
+                "limit",
+                422,
+            )
+        if line["status"] != "active":
+            raise FengkongError(
+                "line_not_active",
+                f"line {line['line_id']} is {line['status']}: its limit cannot be raised; deal with that first",
+                "outcome",
+                409,
+            )
+        self._check_raise(line["line_id"], float(offer["limit_amount"]))
+        return {
+            "line_id": line["line_id"],
+            "do": "increase",
+            "action": "approval",
+            "automated": False,
+            "new_limit": float(offer["limit_amount"]),
+        }
+
+    def _check_raise(self, line_id: str, new_limit: float) -> None:
+        """The line guardrails an increase must pass, checked before a person's resolution promises it (the
+        lines service checks them again when it raises the line)."""
+        from fengkong.store.tables import credit_lines
+
+        with self.engine.db.connect() as conn:
+            line = conn.execute(sa.select(credit_lines).where(credit_lines.c.id == line_id)).one()
+        guardrails = self.engine.policy().spec.lines.guardrails
+        try:
+            check_limit_change(
+                LineAction.INCREASE,
+                float(line.limit_amount),
+                new_limit,
+                float(line.outstanding),
+                line.last_increase_on,
+                0,
+                guardrails,
+                _now().date(),
+            )
+        except FengkongError as exc:
+            message = f"limit: line {line_id} cannot be raised to {new_limit:,.0f}: {exc.message}"
+            raise FengkongError(exc.code, message, "limit", exc.status) from None
 
     # ---------------------------------------------------------------------------------- resolution effects
 
@@ -1012,12 +1166,18 @@ class CaseDesk:
         """Write the resolution and its in-store effects in one transaction, then the effects owned elsewhere."""
         result: dict[str, Any] = {"decided_by": analysts}
         listed: list[str] = []
+        paid = None
         with self.engine.db.begin() as conn:
             if plan.override is not None:
                 override_id, line_id = self._write_override(conn, row, plan, analysts, now, actor)
                 result["override_decision_id"] = override_id
                 if line_id is not None:
                     result["line_id"] = line_id
+            if plan.pay_drawdown is not None:
+                from fengkong.lines.drawdown import pay_in
+
+                paid = pay_in(self.engine, conn, plan.pay_drawdown, f"case:{row.id}", self.engine.loans.clock())
+                result["loan_id"] = paid.loan_id
             if plan.blacklist:
                 listed = self._list_identifiers(conn, row, now, actor)
                 result["listed"] = len(listed)
@@ -1046,6 +1206,8 @@ class CaseDesk:
                 note=note,
                 details={"params": plan.params, "result": result},
             )
+        if paid is not None:
+            paid.observe(self.engine)
         follow_ups = self._after(row, plan, result, actor, note, bool(listed))
         case = self._summary(self._row(row.id))
         if follow_ups:
@@ -1090,6 +1252,11 @@ class CaseDesk:
             "assignment": "human",
             "shadow_of": None,
         }
+        if original.kind == "drawdown":  # what the customer is sent, stored with the decision (and hashed with it)
+            from fengkong.lines.drawdown_explain import person_notice
+
+            currency = self.engine.policy(original.policy_version).spec.currency
+            inputs["notice"] = person_notice(original, record["outcome"], record["reasons"], currency)
         record["content_hash"] = decision_content_hash(record)
         conn.execute(sa.insert(decisions).values(**record))
         audit.append(conn, "decision", decision_id, actor, record["content_hash"], now)
@@ -1156,7 +1323,7 @@ class CaseDesk:
         self, row: Any, plan: _Plan, result: dict[str, Any], actor: str, note: str, listed: bool
     ) -> list[dict[str, Any]]:
         """Effects owned by other services, after the resolution is stored; each failure becomes a follow-up."""
-        follow_ups = [{"effect": "note", "message": n} for n in plan.notes]
+        follow_ups = [self._follow_up_note(row.id, n) for n in plan.notes]
         if listed:
             self.engine.online.graph.mark(row.customer_id, blacklisted=True)
         if plan.override is not None and plan.override["outcome"] == Outcome.APPROVE.value:
@@ -1171,7 +1338,17 @@ class CaseDesk:
             lines = self.engine.lines
             try:
                 if plan.line_fix["do"] == "restore":
-                    lines.restore(plan.line_fix["line_id"], actor, ("LINE_APPEAL_UPHELD",), note)
+                    lines.restore(plan.line_fix["line_id"], actor, ("LINE_APPEAL_UPHELD",), note, case_id=row.id)
+                elif plan.line_fix["do"] == "reverse":  # an upheld appeal of a decrease: undo it, no guardrail
+                    lines.reverse(
+                        plan.line_fix["line_id"],
+                        plan.line_fix["reverses"],
+                        actor=actor,
+                        actor_kind="case",
+                        reasons=("LINE_APPEAL_UPHELD",),
+                        note=note,
+                        case_id=row.id,
+                    )
                 else:
                     lines.act(
                         plan.line_fix["line_id"],
@@ -1183,10 +1360,17 @@ class CaseDesk:
                         note=note,
                         evidence={"case_id": row.id},
                     )
-                result["line_restored"] = plan.line_fix["line_id"]
             except Exception as exc:  # e.g. a guardrail refuses the increase: a person must decide what to do
                 follow_ups.append(self._follow_up(row.id, f"line_{plan.line_fix['do']}", exc))
         return follow_ups
+
+    def _follow_up_note(self, case_id: str, message: str) -> dict[str, Any]:
+        """Something a person must still do by hand after the resolution, recorded on the case (and audited)."""
+        detail = {"effect": "note", "code": "to_do", "message": message}
+        row = self._row(case_id)
+        with self.engine.db.begin() as conn:
+            self._step(conn, row, "system", "follow_up", {}, _now(), details=detail)
+        return detail
 
     def _follow_up(self, case_id: str, effect: str, exc: BaseException) -> dict[str, Any]:
         detail = {
@@ -1413,6 +1597,17 @@ def _no_extras(
         raise FengkongError("invalid_field", f"limit and apr apply to an approval, not to {outcome!r}", "limit", 422)
     if override["outcome"] == Outcome.APPROVE.value and codes:
         raise FengkongError("invalid_field", "reasons apply to a decline, not to an approval", "reasons", 422)
+
+
+def _line_fix_four_eyes(fix: Mapping[str, Any], threshold: float) -> str | None:
+    """Why restoring a line on appeal needs a second analyst: it overrides what the machine decided (an
+    automated freeze, closure or decrease is the line's decline), or it gives back a limit above the threshold."""
+    what = {"freeze": "freeze", "close": "closure", "decrease": "decrease"}.get(str(fix["action"]))
+    if fix["automated"] and what is not None:
+        return f"it overrides an automated line {what}"
+    if float(fix["new_limit"]) > threshold:
+        return f"it gives back a limit of {float(fix['new_limit']):,.0f}, above the four-eyes limit of {threshold:,.0f}"
+    return None
 
 
 def _category(code: str) -> Category | None:

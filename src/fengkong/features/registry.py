@@ -136,6 +136,13 @@ FEATURES = FeatureRegistry(
             "drawdown_call_in_progress", _B, "The app reports a phone call in progress while drawing down.", "drawdown"
         ),
         Feature("drawdown_line_months_on_book", _N, "Whole months since the line was opened.", "drawdown"),
+        Feature(
+            "drawdown_new_device",
+            _B,
+            "The drawdown comes from a device this customer was never seen on (no application, login, binding, "
+            "payment or drawdown from it); false when no device id is given.",
+            "drawdown",
+        ),
         # post-loan: the customer's loans as of the event or the early-warning scan (issue 6, fengkong.loans)
         Feature("loan_active_count", _N, "Loans the customer has on book (active or written off).", "loan"),
         Feature("loan_outstanding", _N, "Principal not yet repaid over the customer's loans.", "loan"),
@@ -157,6 +164,30 @@ FEATURES = FeatureRegistry(
             _N,
             "Share of the principal of loans started in the last 30 days that the customer moved within 30 days to "
             "another lender, a securities account or property (transfer_out events by payee_category).",
+            "loan",
+        ),
+        # the same, one use at a time: a product's policy names the uses it forbids
+        Feature("loan_proceeds_lender_share_30d", _N, "As above, to another lender only (转贷).", "loan"),
+        Feature("loan_proceeds_securities_share_30d", _N, "As above, to a securities account only.", "loan"),
+        Feature("loan_proceeds_property_share_30d", _N, "As above, to property only.", "loan"),
+        Feature(
+            "loan_utilisation",
+            _N,
+            "Principal drawn on the customer's credit lines and not yet repaid, over their limits; missing without "
+            "an active or frozen line.",
+            "loan",
+        ),
+        Feature(
+            "loan_utilisation_change_30d",
+            _N,
+            "loan_utilisation now minus 30 days ago, both against today's limits (0.4: 40 points more drawn).",
+            "loan",
+        ),
+        Feature(
+            "loan_income_change",
+            _N,
+            "Latest income verified in the last year (bureau_update) against the income when the oldest open line "
+            "opened (-0.4: down 40 %); missing if unknown.",
             "loan",
         ),
     )

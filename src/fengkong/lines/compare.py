@@ -7,6 +7,7 @@ from typing import Any
 
 import polars as pl
 
+from fengkong.errors import FengkongError
 from fengkong.lines.review import ReviewReport, summarise
 from fengkong.lines.strategy import line_strategy
 from fengkong.policy.compiler import CompiledPolicy
@@ -14,13 +15,54 @@ from fengkong.policy.compiler import CompiledPolicy
 OUTCOME_COLUMNS = ("bad", "bad_next_12m")
 
 
+def outcomes_of(lines: pl.DataFrame) -> pl.DataFrame | None:
+    """``(line_id, bad)`` from the table's outcome column (the first of ``OUTCOME_COLUMNS`` present), or None.
+
+    The column must hold 0 (performed well), 1 (went bad) or nothing yet (null, or NaN from pandas): anything
+    else (2, 0.5, "yes") would silently count a line as neither good nor bad, or as the wrong one, so it is
+    refused, naming the column, before any figure is computed.
+    """
+    column = next((c for c in OUTCOME_COLUMNS if c in lines.columns), None)
+    if column is None:
+        return None
+    raw = lines.get_column(column)
+    if raw.dtype == pl.Boolean or raw.dtype == pl.Null:
+        values = raw.cast(pl.Float64)
+    elif raw.dtype.is_numeric():
+        values = raw.cast(pl.Float64)
+        values = values.fill_nan(None) if raw.dtype.is_float() else values
+    else:
+        raise FengkongError(
+            "invalid_value",
+            f"column {column}: outcomes must be 0 (performed well), 1 (went bad) or empty; it holds {raw.dtype} "
+            f"values, e.g. {', '.join(repr(v) for v in raw.drop_nulls().unique(maintain_order=True).head(3))}",
+            column,
+            422,
+        )
+    wrong = values.is_not_null() & ~values.is_in([0.0, 1.0])
+    if wrong.any():
+        examples = ", ".join(_plain(v) for v in values.filter(wrong).unique().sort().head(3).to_list())
+        raise FengkongError(
+            "invalid_value",
+            f"column {column}: outcomes must be 0 (performed well), 1 (went bad) or empty; found "
+            f"{int(wrong.sum()):,} other value(s), e.g. {examples}",
+            column,
+            422,
+        )
+    return pl.DataFrame({"line_id": lines.get_column("line_id"), "bad": values.cast(pl.Int8)})
+
+
+def _plain(value: float) -> str:
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
 def compare_line_strategies(
     candidate: CompiledPolicy, current: CompiledPolicy, lines: pl.DataFrame, as_of: dt.date
 ) -> dict[str, Any]:
     """Review ``lines`` under both policies; where a 0/1 outcome column is present, count the lines each strategy
-    restricts that later performed well (over-restriction) beside the bad ones it caught."""
-    outcome = next((c for c in OUTCOME_COLUMNS if c in lines.columns), None)
-    outcomes = lines.select("line_id", pl.col(outcome).alias("bad")) if outcome else None
+    restricts that later performed well (over-restriction) beside the bad ones it caught. An outcome column
+    holding anything but 0, 1 and empty is refused before either policy runs (``outcomes_of``)."""
+    outcomes = outcomes_of(lines)
     reports: dict[str, ReviewReport] = {}
     results: dict[str, pl.DataFrame] = {}
     for role, policy in (("candidate", candidate), ("current", current)):

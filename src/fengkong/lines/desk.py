@@ -20,7 +20,7 @@ from fengkong.errors import FengkongError, not_found
 from fengkong.lines.drawdown import DrawdownDecision, DrawdownDesk
 from fengkong.lines.notices import build_notice
 from fengkong.lines.review import ReviewReport, summarise
-from fengkong.lines.state import ACTOR_KINDS, LineAction, LineStatus, check_limit_change, next_status
+from fengkong.lines.state import ACTOR_KINDS, LineAction, LineStatus, check_limit_change, money, next_status
 from fengkong.lines.strategy import LINE_COLUMNS, line_strategy
 from fengkong.reasons import is_known, reason
 from fengkong.store import audit
@@ -43,6 +43,33 @@ class ReviewRun:
     skipped: int = 0  # planned actions not applied because the line moved meanwhile (the next review sees them)
     resumed: bool = False
     table: pl.DataFrame = field(default_factory=pl.DataFrame, repr=False)
+
+
+@dataclass(frozen=True)
+class Reversal:
+    """What undoing a decrease does to its line: the limit it took given back (never above the limit before it,
+    never below what is owed), or, while it is still under notice, the announced decrease withdrawn."""
+
+    line_id: str
+    reverses: str  # the decrease undone
+    status: str
+    limit_now: float
+    limit_after: float
+    given_back: float  # limit restored; 0 when a notice is withdrawn
+    cancels_notice: bool
+    effective_on: dt.date | None  # the day a withdrawn decrease would have taken effect
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "line_id": self.line_id,
+            "reverses": self.reverses,
+            "status": self.status,
+            "limit_now": self.limit_now,
+            "limit_after": self.limit_after,
+            "given_back": self.given_back,
+            "cancels_notice": self.cancels_notice,
+            "effective_on": self.effective_on.isoformat() if self.effective_on else None,
+        }
 
 
 class LineDesk:
@@ -193,8 +220,13 @@ class LineDesk:
         note: str | None = None,
         evidence: Mapping[str, Any] | None = None,
         review_days: int | None = None,
+        reverses: str | None = None,
     ) -> dict[str, Any]:
-        """One action on one line, by a person or a rule, within the policy's guardrails."""
+        """One action on one line, by a person or a rule, within the policy's guardrails.
+
+        ``reverse`` (a person only, naming the decrease in ``reverses``) undoes a decrease and is exempt from the
+        increase guardrails: it gives back a limit the line had, it grants no new credit (see ``_plan_reversal``).
+        """
         try:
             kind = LineAction(action)
         except ValueError:
@@ -221,6 +253,11 @@ class LineDesk:
             raise FengkongError("invalid_value", f"{kind.value} {what} new_limit", "new_limit", 422)
         if review_days is not None and not 1 <= review_days <= 365:
             raise FengkongError("invalid_value", "review_days must be between 1 and 365", "review_days", 422)
+        if (reverses is None) == (kind is LineAction.REVERSE):
+            what = "needs the id of the decrease to undo in" if reverses is None else "takes no"
+            raise FengkongError("invalid_value", f"{kind.value} {what} reverses", "reverses", 422)
+        if kind is LineAction.REVERSE:
+            self.settle_pending(line_id=line_id)  # a decrease whose day has come is in effect: give it back, not cancel
         policy = self.engine.policy()
         g = policy.spec.lines.guardrails
         now = _now()
@@ -232,6 +269,21 @@ class LineDesk:
             limit_after = float(line.limit_amount)
             effective_on = None
             review_due = None
+            notice = None
+            reversal = None
+            details = dict(evidence or {})
+            if kind is LineAction.REVERSE:
+                assert reverses is not None
+                reversal = self._plan_reversal(conn, line, reverses)
+                limit_after = reversal.limit_after
+                review_due = line.review_due_on  # a frozen line stays frozen, reviewed on the same date
+                details.update(
+                    reverses=reversal.reverses, given_back=reversal.given_back, cancels_notice=reversal.cancels_notice
+                )
+                if reversal.cancels_notice:
+                    notice = build_notice(
+                        "reverse_notice", codes, limit=limit_after, effective_on=reversal.effective_on
+                    )
             if kind in (LineAction.INCREASE, LineAction.DECREASE):
                 assert new_limit is not None
                 check_limit_change(
@@ -258,22 +310,75 @@ class LineDesk:
                 actor_kind=actor_kind,
                 actor=actor,
                 reasons=codes,
-                evidence=dict(evidence or {}),
+                evidence=details,
                 now=now,
                 policy_version=policy.version,
                 note=note,
                 review_due_on=review_due,
                 effective_on=effective_on,
+                notice=notice,
+                cancel_notice=reversal is not None and reversal.cancels_notice,
             )
         return self.get(line_id)
 
     def restore(
-        self, line_id: str, actor: str, reasons: Sequence[str] = ("LINE_APPEAL_UPHELD",), note: str | None = None
+        self,
+        line_id: str,
+        actor: str,
+        reasons: Sequence[str] = ("LINE_APPEAL_UPHELD",),
+        note: str | None = None,
+        *,
+        case_id: str | None = None,
     ) -> dict[str, Any]:
-        """Make a frozen or closed line active again on human review (an upheld appeal)."""
+        """Make a frozen or closed line active again on human review (an upheld appeal), with its limit."""
         return self.act(
-            line_id, LineAction.RESTORE, actor=actor, actor_kind="case", reasons=reasons, note=note or "appeal upheld"
+            line_id,
+            LineAction.RESTORE,
+            actor=actor,
+            actor_kind="case",
+            reasons=reasons,
+            note=note or "appeal upheld",
+            evidence={"case_id": case_id} if case_id else None,
         )
+
+    def reverse(
+        self,
+        line_id: str,
+        action_id: str,
+        *,
+        actor: str,
+        actor_kind: str = "analyst",
+        reasons: Sequence[str] = (),
+        note: str | None = None,
+        case_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A person undoes decrease ``action_id``: the limit it took is given back, or, still under notice, the
+        decrease is withdrawn. Recorded with who, the case (an upheld appeal), reasons and a zh/en notice."""
+        return self.act(
+            line_id,
+            LineAction.REVERSE,
+            actor=actor,
+            actor_kind=actor_kind,
+            reasons=reasons,
+            note=note,
+            reverses=action_id,
+            evidence={"case_id": case_id} if case_id else None,
+        )
+
+    def reversal(self, action_id: str) -> dict[str, Any]:
+        """What reversing decrease ``action_id`` would do now, refused as ``reverse`` would be; writes no action
+        (a case checks it before a person's resolution promises the line back)."""
+        with self.engine.db.connect() as conn:
+            line_id = conn.execute(
+                sa.select(line_actions.c.line_id).where(line_actions.c.id == action_id)
+            ).scalar_one_or_none()
+        if line_id is None:
+            raise not_found("line_action", action_id, "reverses")
+        self.settle_pending(line_id=line_id)
+        with self.engine.db.connect() as conn:
+            line = conn.execute(sa.select(credit_lines).where(credit_lines.c.id == line_id)).one()
+            next_status(LineStatus(line.status), LineAction.REVERSE, "case")
+            return self._plan_reversal(conn, line, action_id).as_dict()
 
     def freeze_for_alert(self, conn: sa.Connection, alert: Mapping[str, Any], actor: str) -> list[str]:
         """A trigger with action ``freeze_line``: freeze the customer's active lines, in the alert's transaction."""
@@ -320,12 +425,16 @@ class LineDesk:
         """
         if not amount > 0:
             raise FengkongError("invalid_value", "amount must be above 0", "amount", 422)
+        c = credit_lines.c
+        # a decrease whose notice period has ended binds even before anyone has settled it
+        due = c.pending_limit.is_not(None) & (c.pending_effective_on <= at.date())
+        limit_now = sa.case((due & (c.pending_limit < c.limit_amount), c.pending_limit), else_=c.limit_amount)
         done = conn.execute(
             sa.update(credit_lines)
             .where(
                 (credit_lines.c.id == line_id)
                 & (credit_lines.c.status == LineStatus.ACTIVE.value)
-                & (credit_lines.c.limit_amount - credit_lines.c.outstanding >= amount)
+                & (limit_now - credit_lines.c.outstanding >= amount)
             )
             .values(outstanding=credit_lines.c.outstanding + amount, updated_at=at)
         ).rowcount
@@ -337,7 +446,7 @@ class LineDesk:
                 raise FengkongError("line_not_active", f"the line is {line.status}: no new drawdowns", "line_id", 409)
             raise FengkongError(
                 "insufficient_available",
-                f"amount {amount:g} is above the available {_available(line):g}",
+                f"amount {money(amount)} is above the available {money(_available(line, at.date()))}",
                 "amount",
                 409,
             )
@@ -400,71 +509,106 @@ class LineDesk:
         return settled
 
     def review_table(self, as_of: dt.date, policy: CompiledPolicy | None = None) -> pl.DataFrame:
-        """Every line as one row: the line columns and behaviour features a line review reads."""
+        """Every line as one row: the line columns and behaviour features a line review reads, as of ``as_of``.
+
+        Read column by column (the JSON fields the growth features start from are extracted by the database),
+        and put together with polars: a million stored lines are a few plain queries and joins, not a Python
+        loop.
+        """
         policy = policy or self.engine.policy()
         g = policy.spec.lines.guardrails
+        end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), dt.UTC)  # nothing after the review day
         window_start = dt.datetime.combine(as_of - dt.timedelta(days=g.decrease_window_days), dt.time(), dt.UTC)
         risk_start = dt.datetime.combine(as_of - dt.timedelta(days=30), dt.time(), dt.UTC)
+        c, e = credit_lines.c, events.c
         with self.engine.db.connect() as conn:
-            lines = conn.execute(sa.select(credit_lines)).all()
-            decreases: dict[str, int] = dict(
-                conn.execute(
-                    sa.select(line_actions.c.line_id, sa.func.count())
-                    .where((line_actions.c.action == "decrease") & (line_actions.c.created_at >= window_start))
-                    .group_by(line_actions.c.line_id)
-                ).all()
-            )
-            risk: dict[str, int] = dict(
-                conn.execute(
-                    sa.select(alerts.c.customer_id, sa.func.count())
-                    .where(alerts.c.created_at >= risk_start)
-                    .group_by(alerts.c.customer_id)
-                ).all()
-            )
-            bureau: dict[str, Any] = {}
-            for customer_id, payload in conn.execute(
-                sa.select(events.c.customer_id, events.c.payload)
-                .where(events.c.type == "bureau_update")
-                .order_by(events.c.occurred_at)
-            ):
-                bureau[customer_id] = payload
-        delinquency = self._delinquency(as_of)
-        rows = []
-        for line in lines:
-            opened = line.opened_at.date()
-            latest = bureau.get(line.customer_id) or {}
-            base_inq = (line.opening or {}).get("bureau_inquiries_30d")
-            now_inq = latest.get("inquiries_30d")
-            base_income = (line.opening or {}).get("monthly_income")
-            now_income = latest.get("monthly_income")
-            dq = delinquency.get(line.id, {})
-            rows.append(
-                {
-                    "line_id": line.id,
-                    "customer_id": line.customer_id,
-                    "status": line.status,
-                    "limit": float(line.limit_amount),
-                    "outstanding": float(line.outstanding),
-                    "review_due_on": line.review_due_on,
-                    "last_increase_on": line.last_increase_on,
-                    "decreases_in_window": int(decreases.get(line.id, 0)),
-                    "ever_restricted": bool(line.ever_restricted),
-                    "seq": int(line.seq),
-                    "line_months_on_book": float(
-                        max((as_of.year - opened.year) * 12 + as_of.month - opened.month - (as_of.day < opened.day), 0)
-                    ),
-                    "line_days_past_due": float(dq.get("line_days_past_due", 0)),
-                    "line_max_dpd_12m": float(dq.get("line_max_dpd_12m", 0)),
-                    "line_missed_payments_12m": float(dq.get("line_missed_payments_12m", 0)),
-                    "line_inquiries_growth": (
-                        float(now_inq - base_inq) if now_inq is not None and base_inq is not None else None
-                    ),
-                    "line_income_change": (float(now_income / base_income - 1) if now_income and base_income else None),
-                    "line_risk_events_30d": float(risk.get(line.customer_id, 0)),
-                }
-            )
-        schema: dict[str, Any] = {**LINE_COLUMNS, "seq": pl.Int64}
-        for name in (
+            lines = conn.execute(
+                sa.select(
+                    c.id,
+                    c.customer_id,
+                    c.status,
+                    c.limit_amount,
+                    c.outstanding,
+                    c.review_due_on,
+                    c.last_increase_on,
+                    c.ever_restricted,
+                    c.seq,
+                    c.opened_at,
+                    c.opening["bureau_inquiries_30d"].as_float(),
+                    c.opening["monthly_income"].as_float(),
+                ).order_by(c.id)
+            ).all()
+            decreases = conn.execute(
+                sa.select(line_actions.c.line_id, sa.func.count())
+                .where(
+                    (line_actions.c.action == "decrease")
+                    & (line_actions.c.created_at >= window_start)
+                    & (line_actions.c.created_at < end)
+                )
+                .group_by(line_actions.c.line_id)
+            ).all()
+            risk = conn.execute(
+                sa.select(alerts.c.customer_id, sa.func.count())
+                .where((alerts.c.created_at >= risk_start) & (alerts.c.created_at < end))
+                .group_by(alerts.c.customer_id)
+            ).all()
+            bureau = conn.execute(
+                sa.select(e.customer_id, e.payload["inquiries_30d"].as_float(), e.payload["monthly_income"].as_float())
+                .where((e.type == "bureau_update") & (e.occurred_at < end))
+                .order_by(e.occurred_at, e.event_id)
+            ).all()
+        frame = pl.DataFrame(
+            lines,
+            schema={
+                "line_id": pl.String,
+                "customer_id": pl.String,
+                "status": pl.String,
+                "limit": pl.Float64,
+                "outstanding": pl.Float64,
+                "review_due_on": pl.Date,
+                "last_increase_on": pl.Date,
+                "ever_restricted": pl.Boolean,
+                "seq": pl.Int64,
+                "_opened": pl.Datetime("us"),
+                "_base_inq": pl.Float64,
+                "_base_income": pl.Float64,
+            },
+            orient="row",
+        )
+        counts = {"line_id": pl.String, "decreases_in_window": pl.Int64}
+        risks = {"customer_id": pl.String, "line_risk_events_30d": pl.Float64}
+        latest = pl.DataFrame(
+            bureau, schema={"customer_id": pl.String, "_now_inq": pl.Float64, "_now_income": pl.Float64}, orient="row"
+        ).unique("customer_id", keep="last", maintain_order=True)  # the latest bureau report per customer
+        frame = (
+            frame.join(pl.DataFrame(decreases, schema=counts, orient="row"), on="line_id", how="left")
+            .join(pl.DataFrame(risk, schema=risks, orient="row"), on="customer_id", how="left")
+            .join(latest, on="customer_id", how="left")
+            .join(self._delinquency(as_of), on="line_id", how="left")
+        )
+        opened = pl.col("_opened").dt.date()
+        months = (
+            (as_of.year - opened.dt.year().cast(pl.Int64)) * 12
+            + (as_of.month - opened.dt.month().cast(pl.Int64))
+            - (opened.dt.day().cast(pl.Int64) > as_of.day).cast(pl.Int64)
+        )
+        income = pl.col("_now_income") / pl.col("_base_income") - 1
+        known_income = (pl.col("_now_income").fill_null(0) != 0) & (pl.col("_base_income").fill_null(0) != 0)
+        frame = frame.with_columns(
+            pl.col("decreases_in_window").fill_null(0),
+            pl.col("ever_restricted").fill_null(False),
+            months.clip(lower_bound=0).cast(pl.Float64).alias("line_months_on_book"),
+            *(
+                pl.col(name).fill_null(0).cast(pl.Float64).alias(name)
+                for name in ("line_days_past_due", "line_max_dpd_12m", "line_missed_payments_12m")
+            ),
+            (pl.col("_now_inq") - pl.col("_base_inq")).alias("line_inquiries_growth"),
+            pl.when(known_income).then(income).otherwise(None).alias("line_income_change"),
+            pl.col("line_risk_events_30d").fill_null(0.0),
+        )
+        return frame.select(
+            *LINE_COLUMNS,
+            "seq",
             "line_months_on_book",
             "line_days_past_due",
             "line_max_dpd_12m",
@@ -472,14 +616,41 @@ class LineDesk:
             "line_inquiries_growth",
             "line_income_change",
             "line_risk_events_30d",
-        ):
-            schema[name] = pl.Float64
-        return pl.DataFrame(rows, schema=schema)
+        )
 
-    def _delinquency(self, as_of: dt.date) -> dict[str, dict[str, float]]:
-        """Days past due per line from the loan book."""
+    def _delinquency(self, as_of: dt.date) -> pl.DataFrame:
+        """Days past due per line from the loan book (line_id and the three ``line_*`` delinquency columns)."""
         frame: pl.DataFrame = self.engine.loans.line_delinquency(as_of)
-        return {r["line_id"]: r for r in frame.to_dicts()}
+        wanted = ("line_days_past_due", "line_max_dpd_12m", "line_missed_payments_12m")
+        return frame.select("line_id", *(pl.col(n).cast(pl.Float64) for n in wanted))
+
+    def due_for_review(self, as_of: dt.date | None = None) -> int:
+        """How many frozen lines have reached their review date (or carry none): what a due review acts on."""
+        day = as_of or _now().date()
+        c = credit_lines.c
+        with self.engine.db.connect() as conn:
+            count: int = conn.execute(
+                sa.select(sa.func.count()).where(
+                    (c.status == LineStatus.FROZEN.value) & (c.review_due_on.is_(None) | (c.review_due_on <= day))
+                )
+            ).scalar_one()
+        return count
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """A review run: its status, date, policy, how many lines it planned for and acted on, and its report."""
+        with self.engine.db.connect() as conn:
+            row = conn.execute(sa.select(line_review_runs).where(line_review_runs.c.id == run_id)).one_or_none()
+        if row is None:
+            raise not_found("review_run", run_id, "run_id")
+        return _run_view(row)
+
+    def unfinished_run(self) -> dict[str, Any] | None:
+        """The applied review run that was interrupted or is still running, if any (at most one at a time)."""
+        with self.engine.db.connect() as conn:
+            row = conn.execute(
+                sa.select(line_review_runs).where(line_review_runs.c.status == "running").limit(1)
+            ).one_or_none()
+        return None if row is None else _run_view(row)
 
     def review(
         self,
@@ -491,15 +662,26 @@ class LineDesk:
         resume: str | None = None,
         on_chunk: ChunkCallback | None = None,
         policy_version: str | None = None,
+        policy: CompiledPolicy | None = None,
+        due_only: bool = False,
     ) -> ReviewRun:
         """Review every line under the policy's line strategy; dry-run unless ``apply``.
 
         ``apply`` writes actions in one transaction per chunk, tagged with the run id; a database constraint
         holds each line to one action per run, so ``resume=RUN_ID`` after an interruption acts only on the
-        lines the run has not reached, and never on a line twice.
+        lines the run has not reached, and never on a line twice. ``due_only`` reviews only the frozen lines
+        whose review date has come (the daily job of ``LineScheduler``). ``policy`` dry-runs a candidate policy
+        that is not published (it cannot be applied: actions are taken under published policies only).
         """
         if chunk_size < 1:
             raise FengkongError("invalid_value", "chunk_size must be at least 1", "chunk_size", 422)
+        if policy is not None and (apply or resume is not None or policy_version is not None):
+            raise FengkongError(
+                "invalid_value",
+                "a review under an unpublished policy is a dry run only: publish and activate it to apply",
+                "policy",
+                422,
+            )
         run_row = None
         if resume is not None:
             with self.engine.db.connect() as conn:
@@ -509,6 +691,7 @@ class LineDesk:
             if run_row.status == "completed":
                 raise FengkongError("conflict", f"line review run {resume} is already complete", "resume", 409)
             apply, as_of, policy_version = True, run_row.as_of, run_row.policy_version
+            due_only = (run_row.summary or {}).get("scope") == "due"
         today = _now().date()
         if apply and run_row is None and as_of is not None and as_of > today:
             raise FengkongError(
@@ -519,11 +702,14 @@ class LineDesk:
                 422,
             )
         as_of = as_of or today
-        policy = self.engine.policy(policy_version)
+        policy = policy or self.engine.policy(policy_version)
         strategy = line_strategy(policy)
         if apply:
             self.settle_pending(as_of)
         table = self.review_table(as_of, policy)
+        if due_only:
+            due = pl.col("review_due_on")
+            table = table.filter((pl.col("status") == "frozen") & (due.is_null() | (due <= as_of)))
         if run_row is not None:
             with self.engine.db.connect() as conn:
                 done = set(
@@ -534,6 +720,7 @@ class LineDesk:
             table = table.filter(~pl.col("line_id").is_in(list(done)))
         result = strategy.review_frame(table, as_of)
         report = summarise(result, policy.version, as_of)
+        report.scope = "due" if due_only else "all"
         run = ReviewRun(report, table=result)
         if not apply:
             return run
@@ -577,15 +764,26 @@ class LineDesk:
         total = acting.height
         for start in range(0, total, chunk_size):
             chunk = acting.slice(start, chunk_size).to_dicts()
-            with self.engine.db.begin() as conn:
-                applied_now = sum(
-                    self._apply_review_row(conn, row, evidence_cols, run_id, policy.version, as_of) for row in chunk
-                )
-                conn.execute(
-                    sa.update(line_review_runs)
-                    .where(line_review_runs.c.id == run_id)
-                    .values(lines_acted=line_review_runs.c.lines_acted + applied_now)
-                )
+            try:
+                with self.engine.db.begin() as conn:
+                    applied_now = sum(
+                        self._apply_review_row(conn, row, evidence_cols, run_id, policy.version, as_of) for row in chunk
+                    )
+                    conn.execute(
+                        sa.update(line_review_runs)
+                        .where(line_review_runs.c.id == run_id)
+                        .values(lines_acted=line_review_runs.c.lines_acted + applied_now)
+                    )
+            except Exception as exc:  # the chunk's transaction is rolled back whole: no line is half-changed
+                cause = getattr(exc, "orig", None) or exc  # the driver's message, not the statement and its values
+                raise FengkongError(
+                    "review_interrupted",
+                    f"line review run {run_id} stopped after {run.applied} of {total} planned action(s) "
+                    f"({type(cause).__name__}: {str(cause)[:200]}); nothing of the failed chunk was written: "
+                    f"finish it with --resume {run_id}",
+                    "resume",
+                    503,
+                ) from exc
             run.applied += applied_now
             run.skipped += len(chunk) - applied_now
             if on_chunk is not None:
@@ -625,23 +823,28 @@ class LineDesk:
         evidence = {c: row[c] for c in evidence_cols}
         evidence["behaviour_score"] = row["behaviour_score"]
         evidence["segment"] = row["segment"]
-        self._write(
-            conn,
-            line,
-            action,
-            to_status=to_status,
-            limit_after=new_limit,
-            actor_kind="review",
-            actor=run_id,
-            reasons=list(row["reasons"]),
-            evidence=evidence,
-            now=_now(),
-            policy_version=policy_version,
-            review_due_on=row["review_due_on"] if action is LineAction.FREEZE else None,
-            effective_on=row["effective_on"],
-            review_run_id=run_id,
-            today=as_of,
-        )
+        try:
+            self._write(
+                conn,
+                line,
+                action,
+                to_status=to_status,
+                limit_after=new_limit,
+                actor_kind="review",
+                actor=run_id,
+                reasons=list(row["reasons"]),
+                evidence=evidence,
+                now=_now(),
+                policy_version=policy_version,
+                review_due_on=row["review_due_on"] if action is LineAction.FREEZE else None,
+                effective_on=row["effective_on"],
+                review_run_id=run_id,
+                today=as_of,
+            )
+        except FengkongError as exc:
+            if exc.code != "conflict":
+                raise
+            return False  # another writer moved the line between our read and our write: nothing was written
         return True
 
     # ------------------------------------------------------------------------------------------ the one writer
@@ -667,6 +870,97 @@ class LineDesk:
         ).scalar_one()
         return count
 
+    @staticmethod
+    def _plan_reversal(conn: sa.Connection, line: Any, action_id: str) -> Reversal:
+        """What undoing decrease ``action_id`` does to ``line`` (settled up to today), or why it cannot be undone.
+
+        Why a reversal is exempt from the increase guardrails (maximum limit, largest single increase, cooling-off)
+        and is not an increase: it undoes a decision, it grants no new credit. It gives back only what that
+        decrease took (a later decrease stays taken), never more than the line had before it (counting earlier
+        decreases undone since), never less than is owed; it starts no cooling-off period, and the decrease still
+        counts in the decrease window (undoing a cut never makes room for another). Only a person may reverse.
+        """
+        history = conn.execute(
+            sa.select(line_actions).where(line_actions.c.line_id == line.id).order_by(line_actions.c.seq)
+        ).all()
+        target = next((h for h in history if h.id == action_id), None)
+        if target is None:
+            other = conn.execute(
+                sa.select(line_actions.c.line_id).where(line_actions.c.id == action_id)
+            ).scalar_one_or_none()
+            if other is None:
+                raise not_found("line_action", action_id, "reverses")
+            raise FengkongError(
+                "invalid_value", f"line action {action_id} is on line {other}, not on line {line.id}", "reverses", 422
+            )
+        if target.action != LineAction.DECREASE.value:
+            hint = "; a freeze or closure is undone with restore" if target.action in ("freeze", "close") else ""
+            raise FengkongError(
+                "invalid_value",
+                f"only a decrease can be reversed; {action_id} is a{'n' if target.action[0] in 'aeiou' else ''} "
+                f"{target.action}{hint}",
+                "reverses",
+                422,
+            )
+        done = next(
+            (h for h in history if h.action == "reverse" and (h.evidence or {}).get("reverses") == action_id), None
+        )
+        if done is not None:
+            raise FengkongError(
+                "already_reversed",
+                f"decrease {action_id} was reversed already ({done.id}, {audit.timestamp_text(done.created_at)})",
+                "reverses",
+                409,
+            )
+
+        def nothing(why: str) -> FengkongError:
+            return FengkongError("nothing_to_reverse", f"decrease {action_id}: {why}; nothing to undo", "reverses", 409)
+
+        later = [h for h in history if h.seq > target.seq]
+        before, cut_to = float(target.limit_before), float(target.limit_after)
+        # the limit before it, had the earlier decreases undone since never been made: undoing two decreases
+        # gives back both, in either order
+        earlier = {h.id for h in history if h.seq < target.seq and h.action == LineAction.DECREASE.value}
+        before += sum(
+            float((h.evidence or {}).get("given_back") or 0.0)
+            for h in later
+            if h.action == "reverse" and (h.evidence or {}).get("reverses") in earlier
+        )
+        limit_now = float(line.limit_amount)
+        # the limit the line had right after the decrease: lower at once, or unchanged while under notice
+        right_after = float(later[0].limit_before) if later else limit_now
+        given, cancels, effective_on = 0.0, False, None
+        if right_after == cut_to:
+            given = before - cut_to
+        else:
+            for h in later:
+                if h.action == LineAction.DECREASE_EFFECTIVE.value:  # its notice ended: this is what it took
+                    given = float(h.limit_before) - float(h.limit_after)
+                    break
+                if h.action in ("decrease", "close", "restore", "increase"):  # these end a notice: it never bound
+                    raise nothing(f"it never took effect (its notice was ended by {h.action} {h.id})")
+            else:
+                cancels = line.pending_limit is not None
+                effective_on = line.pending_effective_on
+        if cancels:
+            limit_after = limit_now
+        else:
+            limit_after = max(min(before, limit_now + given), float(line.outstanding))
+            if limit_after <= limit_now:
+                raise nothing(
+                    f"line {line.id} has a limit of {money(limit_now)}, and the decrease took it from {money(before)}"
+                )
+        return Reversal(
+            line_id=line.id,
+            reverses=action_id,
+            status=line.status,
+            limit_now=limit_now,
+            limit_after=limit_after,
+            given_back=limit_after - limit_now,
+            cancels_notice=cancels,
+            effective_on=effective_on,
+        )
+
     def _write(
         self,
         conn: sa.Connection,
@@ -686,11 +980,13 @@ class LineDesk:
         effective_on: dt.date | None = None,
         review_run_id: str | None = None,
         today: dt.date | None = None,
+        notice: dict[str, str] | None = None,
+        cancel_notice: bool = False,
     ) -> str:
         today = today or now.date()
         limit_before = None if action is LineAction.OPEN else float(line.limit_amount)
         pending = action is LineAction.DECREASE and effective_on is not None and effective_on > today
-        notice = build_notice(
+        notice = notice or build_notice(
             action.value,
             reasons,
             limit=limit_after,
@@ -737,7 +1033,7 @@ class LineDesk:
             values["review_due_on"] = review_due_on
         elif action is not LineAction.DECREASE_EFFECTIVE:
             values["review_due_on"] = None
-        if action in (LineAction.CLOSE, LineAction.RESTORE, LineAction.INCREASE):
+        if action in (LineAction.CLOSE, LineAction.RESTORE, LineAction.INCREASE) or cancel_notice:
             values.update(pending_limit=None, pending_effective_on=None)  # a newer decision supersedes the notice
         moved = conn.execute(
             sa.update(credit_lines)
@@ -796,14 +1092,42 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _available(line: Any) -> float:
+def _available(line: Any, today: dt.date | None = None) -> float:
+    """Limit − outstanding on an active line, 0 otherwise; a decrease whose notice has ended counts already."""
     if line.status != LineStatus.ACTIVE.value:
         return 0.0
-    return max(float(line.limit_amount) - float(line.outstanding), 0.0)
+    limit = float(line.limit_amount)
+    day = today or _now().date()
+    if line.pending_limit is not None and line.pending_effective_on is not None and line.pending_effective_on <= day:
+        limit = min(limit, float(line.pending_limit))
+    return max(limit - float(line.outstanding), 0.0)
+
+
+#: What a drawdown may take from a stored line now (for other doors reading ``credit_lines`` themselves).
+available_amount = _available
+
+
+def _run_view(row: Any) -> dict[str, Any]:
+    summary = dict(row.summary or {})
+    return {
+        "run_id": row.id,
+        "status": row.status,
+        "scope": summary.get("scope", "all"),
+        "as_of": row.as_of.isoformat(),
+        "policy_version": row.policy_version,
+        "actor": row.actor,
+        "created_at": audit.timestamp_text(row.created_at),
+        "completed_at": audit.timestamp_text(row.completed_at) if row.completed_at else None,
+        "lines_total": row.lines_total,
+        "lines_acted": row.lines_acted,
+        "report": summary,
+    }
 
 
 def _line_view(line: Any, history: Sequence[Any], language: Language) -> dict[str, Any]:
-    last_adverse = next((h for h in reversed(history) if h.action not in ("open",)), None)
+    # the reasons the line is as it is: a reversal undoes a decrease, it is not why a frozen line is frozen
+    skip = ("open",) if line.status == LineStatus.ACTIVE.value else ("open", "reverse")
+    last_adverse = next((h for h in reversed(history) if h.action not in skip), None)
     current = list(last_adverse.reasons) if last_adverse is not None and line.status != "active" else []
     if last_adverse is not None and last_adverse.action in ("decrease", "decrease_effective"):
         current = list(last_adverse.reasons)

@@ -5,6 +5,12 @@ then the policy's drawdown rules run over takeover and scam signals (a new devic
 most of the line, a call in progress, repeated drawdowns) and the lists. An approval takes the amount from the
 line, books the loan with its schedule, stores the decision and the drawdown event, all in one transaction.
 A hold stores the decision, opens a ``held_drawdown`` case and tells the customer plainly what happens next.
+
+Money leaves by one path (``_book``): an approval, a hold a person released, and a declined drawdown a person
+approved on appeal (``pay_in``, in the case resolution's transaction) all take the amount from the line with the
+same atomic check (line active, amount available), book the loan ``loan-<decision id>`` and record the drawdown
+event; a drawdown is paid at most once. How a drawdown decision is explained and replayed:
+``fengkong.lines.drawdown_explain``.
 """
 
 from __future__ import annotations
@@ -107,18 +113,63 @@ class DrawdownDecision:
         }
 
 
+@dataclass(frozen=True)
+class DrawdownRule:
+    """One drawdown rule of a policy version, compiled once: what it says and the features it reads."""
+
+    id: str
+    action: str
+    reason: str
+    when: str
+    description: str | None
+    names: frozenset[str]
+    test: Any
+
+
+_RULES: dict[str, tuple[DrawdownRule, ...]] = {}
+
+
+def drawdown_rules(policy: CompiledPolicy) -> tuple[DrawdownRule, ...]:
+    """The drawdown rules of a policy version, compiled (cached per policy content, like the policy itself)."""
+    key = policy.content_hash
+    found = _RULES.get(key)
+    if found is None:
+        found = tuple(
+            DrawdownRule(
+                r.id,
+                r.action,
+                r.reason,
+                r.when,
+                r.description,
+                frozenset(ex.references(ex.parse(r.when))),
+                compile_row(ex.parse(r.when)),
+            )
+            for r in policy.spec.lines.drawdowns.rules
+        )
+        _RULES[key] = found
+    return found
+
+
+def run_rules(
+    rules: tuple[DrawdownRule, ...], features: dict[str, Any], policy: CompiledPolicy
+) -> tuple[Outcome, tuple[str, ...], list[DrawdownRule]]:
+    """The one place a drawdown's outcome comes from its features: a decline rule that fires declines, any other
+    rule that fires holds it for a person, none approves. Used to decide and to replay."""
+    row = normalize_row(features, policy.features)
+    hits = [rule for rule in rules if rule.test(row) is True]
+    if any(rule.action == "decline" for rule in hits):
+        outcome = Outcome.DECLINE
+    elif hits:
+        outcome = Outcome.REVIEW
+    else:
+        outcome = Outcome.APPROVE
+    chosen = [rule.reason for rule in hits if outcome is Outcome.REVIEW or rule.action == "decline"]
+    return outcome, tuple(dict.fromkeys(chosen)), hits
+
+
 class DrawdownDesk:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._rules: dict[str, list[tuple[str, str, str, Any]]] = {}
-
-    def _compiled(self, policy: CompiledPolicy) -> list[tuple[str, str, str, Any]]:
-        key = policy.content_hash
-        if key not in self._rules:
-            self._rules[key] = [
-                (r.id, r.action, r.reason, compile_row(ex.parse(r.when))) for r in policy.spec.lines.drawdowns.rules
-            ]
-        return self._rules[key]
 
     def decide(self, line_id: str, body: Any, actor: str = "python") -> DrawdownDecision:
         engine = self.engine
@@ -167,9 +218,12 @@ class DrawdownDesk:
         available = max(float(line.limit_amount) - float(line.outstanding), 0.0)
         if req.amount > available:
             raise FengkongError(
-                "insufficient_available", f"amount {req.amount:g} is above the available {available:g}", "amount", 409
+                "insufficient_available",
+                f"amount {req.amount:.2f} is above the available {available:.2f} on the line",
+                "amount",
+                409,
             )
-        now = dt.datetime.now(dt.UTC)
+        now = engine.loans.clock()  # the wall clock, unless a simulation or a test moved it
         customer = line.customer_id
         keys = {"customer": customer, "payee": payee_key, "customer_payee": f"{customer}|{payee_key}"}
         if device_key:
@@ -183,21 +237,16 @@ class DrawdownDesk:
                 "drawdown_share_of_available": req.amount / available if available else None,
                 "drawdown_new_payee": not features.get("pair_transfers_90d"),
                 "drawdown_call_in_progress": req.call_in_progress,
+                "drawdown_new_device": device_key is not None and not self._device_seen(customer, device_key),
                 "drawdown_line_months_on_book": float(
                     max((now.year - opened.year) * 12 + now.month - opened.month - (now.day < opened.day), 0)
                 ),
             }
         )
-        row = normalize_row(features, policy.features)
-        hits = [(rid, action, code) for rid, action, code, fn in self._compiled(policy) if fn(row) is True]
-        if any(action == "decline" for _, action, _ in hits):
-            outcome = Outcome.DECLINE
-        elif hits:
-            outcome = Outcome.REVIEW
-        else:
-            outcome = Outcome.APPROVE
-        chosen = [code for _, action, code in hits if outcome is Outcome.REVIEW or action == "decline"]
-        reasons = tuple(dict.fromkeys(chosen))
+        rules = drawdown_rules(policy)
+        for name in set().union(*(rule.names for rule in rules)):
+            features.setdefault(name, None)  # stored as missing, so that a replay knows the rule saw nothing
+        outcome, reasons, fired = run_rules(rules, features, policy)
         decision_id = new_id("dec")
         record: dict[str, Any] = {
             "id": decision_id,
@@ -210,7 +259,7 @@ class DrawdownDesk:
             "apr": line.apr,
             "score": None,
             "reasons": list(reasons),
-            "rule_hits": [rid for rid, _, _ in hits],
+            "rule_hits": [rule.id for rule in fired],
             "inputs": inputs,
             "features": {k: v for k, v in features.items() if v is None or isinstance(v, bool | int | float | str)},
             "policy_version": policy.version,
@@ -232,8 +281,8 @@ class DrawdownDesk:
                 conn.execute(sa.insert(decisions), record)
                 audit.append(conn, "decision", decision_id, actor, record["content_hash"], now)
                 if outcome is Outcome.APPROVE:
-                    loan_id = self._pay_out(
-                        conn, customer, line, req.amount, req.term, req.method, decision_id, payload, now, actor
+                    loan_id = _book(
+                        engine, conn, customer, line, req.amount, req.term, req.method, decision_id, payload, now, actor
                     )
         except sa.exc.IntegrityError:
             if req.drawdown_id is not None:
@@ -269,85 +318,29 @@ class DrawdownDesk:
             Language(req.language),
         )
 
-    def _pay_out(
-        self,
-        conn: sa.Connection,
-        customer: str,
-        line: Any,
-        amount: float,
-        term: int,
-        method: str,
-        decision_id: str,
-        payload: dict[str, Any],
-        now: dt.datetime,
-        actor: str,
-        event_id: str | None = None,
-    ) -> str:
-        """In the caller's transaction: take the amount from the line, book the loan, record the drawdown event."""
-        engine = self.engine
-        engine.lines.on_drawdown(conn, line.id, amount, now)
-        loan_id: str = engine.loans.open_loan_in(
-            conn,
-            customer,
-            f"{amount:.2f}",
-            f"{line.apr:.6f}" if line.apr is not None else "0",
-            term,
-            method,
-            line_id=line.id,
-            loan_id=f"loan-{decision_id}",
-            actor=actor,
-        )
-        conn.execute(
-            sa.insert(events).values(
-                event_id=event_id or decision_id,
-                type="drawdown",
-                customer_id=customer,
-                occurred_at=now,
-                received_at=now,
-                payload=payload,
-            )
-        )
-        return loan_id
+    def _device_seen(self, customer: str, device_key: str) -> bool:
+        """Whether any stored event of the customer (application, login, device binding, payment, drawdown...)
+        came from this device."""
+        with self.engine.db.connect() as conn:
+            found = conn.execute(
+                sa.select(events.c.event_id)
+                .where(
+                    (events.c.customer_id == customer) & (events.c.payload["device_id_key"].as_string() == device_key)
+                )
+                .limit(1)
+            ).first()
+        return found is not None
 
     def release(self, decision_id: str, actor: str) -> str:
-        """Pay out a held drawdown a person released: take it from the line and book the loan, in one transaction,
-        exactly as an approval does. Refused (nothing changed) when the line is no longer active or the amount
-        is no longer available. Idempotent: a second release returns the same loan."""
+        """Pay out a drawdown a person decided to pay: a held one released, or a declined one whose appeal a
+        person upheld (see :func:`pay_in`). Idempotent: a second release returns the same loan."""
         engine = self.engine
         row = engine._row(decision_id)
-        if row.kind != "drawdown" or row.outcome != Outcome.REVIEW.value:
-            raise FengkongError("invalid_value", f"{decision_id} is not a held drawdown", "decision_id", 409)
-        inputs = row.inputs
-        loan_id = f"loan-{decision_id}"
-        with engine.db.connect() as conn:
-            released = conn.execute(
-                sa.select(events.c.event_id).where(events.c.event_id == f"release-{decision_id}")
-            ).first()
-        if released is not None:
-            return loan_id
-        now = dt.datetime.now(dt.UTC)
-        line_id = inputs["line_id"]
-        payload = {"amount": inputs["amount"], "line_id": line_id, "payee_key": inputs["destination_account_key"]}
+        now = engine.loans.clock()
         with engine.db.begin() as conn:
-            line = conn.execute(sa.select(credit_lines).where(credit_lines.c.id == line_id)).one()
-            self._pay_out(
-                conn,
-                row.customer_id,
-                line,
-                float(inputs["amount"]),
-                inputs["term"],
-                inputs["method"],
-                decision_id,
-                payload,
-                now,
-                actor,
-                event_id=f"release-{decision_id}",
-            )
-            audit.append(conn, "drawdown_released", decision_id, actor[:64], audit.content_hash(payload), now)
-        engine.online.observe(
-            observation("drawdown", f"release-{decision_id}", now, keys_from_payload(row.customer_id, payload), payload)
-        )
-        return loan_id
+            paid = pay_in(engine, conn, row, actor, now)
+        paid.observe(engine)
+        return paid.loan_id
 
     def _existing(self, drawdown_id: str, request_hash: str) -> DrawdownDecision | None:
         with self.engine.db.connect() as conn:
@@ -382,3 +375,172 @@ class DrawdownDesk:
             Language(row.inputs.get("language", "zh")),
             replayed=True,
         )
+
+
+# ------------------------------------------------------------------------------------------ paying out
+
+
+def _book(
+    engine: Engine,
+    conn: sa.Connection,
+    customer: str,
+    line: Any,
+    amount: float,
+    term: int,
+    method: str,
+    decision_id: str,
+    payload: dict[str, Any],
+    now: dt.datetime,
+    actor: str,
+    event_id: str | None = None,
+) -> str:
+    """The one pay-out path, in the caller's transaction: take the amount from the line (refused unless the line
+    is active and has it available, atomically), book the loan, record the drawdown event."""
+    engine.lines.on_drawdown(conn, line.id, amount, now)
+    loan_id: str = engine.loans.open_loan_in(
+        conn,
+        customer,
+        f"{amount:.2f}",
+        f"{line.apr:.6f}" if line.apr is not None else "0",
+        term,
+        method,
+        line_id=line.id,
+        loan_id=f"loan-{decision_id}",
+        actor=actor,
+    )
+    conn.execute(
+        sa.insert(events).values(
+            event_id=event_id or decision_id,
+            type="drawdown",
+            customer_id=customer,
+            occurred_at=now,
+            received_at=now,
+            payload=payload,
+        )
+    )
+    return loan_id
+
+
+@dataclass(frozen=True)
+class Paid:
+    """A drawdown paid out on a person's decision inside a transaction; ``observe`` once that has committed, so
+    that velocity counts it (a rolled-back payment is never counted)."""
+
+    decision_id: str
+    loan_id: str
+    customer_id: str
+    payload: dict[str, Any] | None  # None: it had been paid out already, nothing new happened
+    at: dt.datetime
+
+    def observe(self, engine: Engine) -> None:
+        if self.payload is not None:
+            keys = keys_from_payload(self.customer_id, self.payload)
+            engine.online.observe(observation("drawdown", f"release-{self.decision_id}", self.at, keys, self.payload))
+
+
+def paid_out(conn: sa.Connection, decision_id: str) -> bool:
+    """Whether the drawdown of this decision has been paid (approved at once, or later on a person's decision)."""
+    found = conn.execute(
+        sa.select(events.c.event_id).where(events.c.event_id.in_([decision_id, f"release-{decision_id}"])).limit(1)
+    ).first()
+    return found is not None
+
+
+def person_decision(conn: sa.Connection, decision_id: str) -> Any:
+    """The newest decision a person made in place of this one (a held drawdown declined, an appeal upheld)."""
+    return conn.execute(
+        sa.select(decisions)
+        .where((decisions.c.kind == "override") & (decisions.c.inputs["override_of"].as_string() == decision_id))
+        .order_by(decisions.c.created_at.desc(), decisions.c.id.desc())
+        .limit(1)
+    ).first()
+
+
+def check_payable(engine: Engine, row: Any, field: str = "decision_id") -> None:
+    """Refuse, before a person's decision to pay a drawdown is written, what the payment would refuse: a decision
+    that is not an unpaid drawdown, a line no longer active, an amount no longer available. Nothing is changed;
+    the payment checks the line again, atomically, when the money moves."""
+    if row.kind != "drawdown":
+        raise FengkongError("invalid_value", f"decision {row.id} is not a drawdown decision", field, 409)
+    with engine.db.connect() as conn:
+        if paid_out(conn, row.id):
+            raise FengkongError(
+                "drawdown_paid",
+                f"drawdown {row.id} was paid out already (loan loan-{row.id}): there is nothing to pay",
+                field,
+                409,
+            )
+        line = conn.execute(sa.select(credit_lines).where(credit_lines.c.id == row.inputs["line_id"])).one_or_none()
+    amount = float(row.inputs["amount"])
+    if line is None:
+        raise not_found("line", row.inputs["line_id"], field)
+    if line.status != "active":
+        raise FengkongError(
+            "line_not_active",
+            f"drawdown {row.id} cannot be paid out now: line {line.id} is {line.status}; nothing was changed",
+            field,
+            409,
+        )
+    available = engine.lines.available(line.id)
+    if amount > available:
+        raise FengkongError(
+            "insufficient_available",
+            f"drawdown {row.id} cannot be paid out now: {amount:,.2f} is above the {available:,.2f} available on "
+            f"line {line.id}; nothing was changed",
+            field,
+            409,
+        )
+
+
+def pay_in(
+    engine: Engine, conn: sa.Connection, row: Any, actor: str, now: dt.datetime, field: str = "decision_id"
+) -> Paid:
+    """Pay out, in the caller's transaction, a drawdown a person decided to pay: a held one (no person declined
+    it) or one a person approved in place of the policy's answer (an upheld appeal of a decline). Through the same
+    pay-out as an approval; refused, with nothing changed, when the line is no longer active or the amount no
+    longer available. Paid once: paying again returns the same loan."""
+    if row.kind != "drawdown":
+        raise FengkongError("invalid_value", f"decision {row.id} is not a drawdown decision", field, 409)
+    loan_id = f"loan-{row.id}"
+    if paid_out(conn, row.id):
+        return Paid(row.id, loan_id, row.customer_id, None, now)
+    person = person_decision(conn, row.id)
+    held = row.outcome == Outcome.REVIEW.value and person is None
+    if not held and (person is None or person.outcome != Outcome.APPROVE.value):
+        by = f"by a person (decision {person.id})" if person is not None else "by the policy"
+        raise FengkongError(
+            "drawdown_not_approved",
+            f"drawdown {row.id} was declined {by}: it is paid out only when a person approves it (a released hold "
+            "or an upheld appeal)",
+            field,
+            409,
+        )
+    inputs = row.inputs
+    line = conn.execute(sa.select(credit_lines).where(credit_lines.c.id == inputs["line_id"])).one_or_none()
+    if line is None:
+        raise not_found("line", inputs["line_id"], field)
+    payload = {"amount": inputs["amount"], "line_id": line.id, "payee_key": inputs["destination_account_key"]}
+    if inputs.get("device_id_key"):
+        payload["device_id_key"] = inputs["device_id_key"]
+    try:
+        _book(
+            engine,
+            conn,
+            row.customer_id,
+            line,
+            float(inputs["amount"]),
+            inputs["term"],
+            inputs["method"],
+            row.id,
+            payload,
+            now,
+            actor[:64],
+            event_id=f"release-{row.id}",
+        )
+    except FengkongError as exc:
+        if exc.code not in ("line_not_active", "insufficient_available"):
+            raise
+        message = f"drawdown {row.id} cannot be paid out now: {exc.message}; nothing was changed"
+        raise FengkongError(exc.code, message, field, exc.status) from None
+    audit.append(conn, "drawdown_released", row.id, actor[:64], audit.content_hash(payload), now)
+    return Paid(row.id, loan_id, row.customer_id, payload, now)

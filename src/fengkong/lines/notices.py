@@ -37,6 +37,16 @@ _WHAT = {
         "Your credit line has been closed. Loans you already have are repaid as planned.",
     ),
     "restore": ("经人工复核，您的信用额度已恢复。", "After a human review, your credit line has been restored."),
+    # a person undoes a decrease: the limit given back, or the announced decrease withdrawn before its day
+    "reverse": (
+        "经人工复核，您的信用额度已由{before}元恢复至{limit}元。",
+        "After a human review, your credit limit has been restored from {before} to {limit}.",
+    ),
+    "reverse_notice": (
+        "经人工复核，原定{effective}起生效的额度调整已取消，您的信用额度仍为{limit}元。",
+        "After a human review, the change to your credit limit announced for {effective} is cancelled; your "
+        "limit stays {limit}.",
+    ),
 }
 _ADVERSE = ("decrease", "freeze", "close")
 _APPEAL = (
@@ -55,6 +65,7 @@ def build_notice(
     effective_on: dt.date | None = None,
     today: dt.date | None = None,
 ) -> dict[str, str]:
+    """``action`` is a line action, or ``reverse_notice`` (a decrease withdrawn before ``effective_on``)."""
     later = effective_on is not None and today is not None and effective_on > today
     zh_what, en_what = _WHAT["decrease_now" if action == "decrease" and not later else action]
     fields = {
@@ -63,6 +74,7 @@ def build_notice(
         "review": review_due_on.isoformat() if review_due_on else "",
         "when_zh": f"，自{effective_on.isoformat()}起生效" if later and effective_on else "",
         "when_en": f", from {effective_on.isoformat()}" if later and effective_on else "",
+        "effective": effective_on.isoformat() if effective_on else "",
     }
     notice = {}
     for language, template in ((Language.ZH, zh_what), (Language.EN, en_what)):

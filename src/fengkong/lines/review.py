@@ -47,14 +47,18 @@ class ReviewReport:
     blocked: dict[str, int]  # guardrail → lines it held back
     limit_before: float
     limit_after: float
+    available_before: float  # undrawn and drawable: limit − outstanding on active lines
+    available_after: float
     first_time: int  # lines restricted for the first time
     first_time_lines: list[str] = field(default_factory=list)  # up to 20 of them
     outcomes: Outcomes | None = None
+    scope: str = "all"  # all: every line; due: only the frozen lines whose review date has come
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "policy_version": self.policy_version,
             "as_of": self.as_of.isoformat(),
+            "scope": self.scope,
             "lines": self.lines,
             "actions": self.actions,
             "reasons": self.reasons,
@@ -63,6 +67,8 @@ class ReviewReport:
                 "limit_before": self.limit_before,
                 "limit_after": self.limit_after,
                 "change": self.limit_after - self.limit_before,
+                "available_before": self.available_before,
+                "available_after": self.available_after,
             },
             "first_time": {"lines": self.first_time, "sample": self.first_time_lines},
         }
@@ -81,11 +87,13 @@ class ReviewReport:
         return out
 
     def markdown(self) -> str:
+        what = "frozen lines due for review" if self.scope == "due" else "lines"
         lines = [
             f"# Line review under policy {self.policy_version} as of {self.as_of.isoformat()}",
             "",
-            f"{self.lines:,} lines reviewed. Limit exposure {self.limit_before:,.0f} → {self.limit_after:,.0f} "
-            f"({self.limit_after - self.limit_before:+,.0f}).",
+            f"{self.lines:,} {what} reviewed. Limit exposure {self.limit_before:,.0f} → {self.limit_after:,.0f} "
+            f"({self.limit_after - self.limit_before:+,.0f}); available to draw {self.available_before:,.0f} → "
+            f"{self.available_after:,.0f} ({self.available_after - self.available_before:+,.0f}).",
             "",
             "| action | lines |",
             "| --- | ---: |",
@@ -112,6 +120,11 @@ class ReviewReport:
 
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
+
+
+def _available(result: pl.DataFrame, status: str, limit: str) -> float:
+    active = result.filter(pl.col(status) == "active")
+    return float((active[limit] - active["outstanding"]).clip(lower_bound=0).sum())
 
 
 def summarise(
@@ -145,6 +158,8 @@ def summarise(
         blocked={str(k): int(v) for k, v in blocked.items()},
         limit_before=float(live["limit"].sum()),
         limit_after=float(live.filter(pl.col("new_status") != "closed")["new_limit"].sum()),
+        available_before=_available(result, "status", "limit"),
+        available_after=_available(result, "new_status", "new_limit"),
         first_time=first.height,
         first_time_lines=first["line_id"].head(20).to_list(),
     )

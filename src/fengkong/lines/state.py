@@ -2,7 +2,7 @@
 
 active ──freeze──▶ frozen ──unfreeze──▶ active        increase / decrease: on an active line only
 active, frozen ──close──▶ closed                         restore: frozen or closed ──▶ active, by a person only
-frozen ──freeze──▶ frozen (a later review date)
+frozen ──freeze──▶ frozen (a later review date)          reverse (undo a decrease): active or frozen, a person only
 """
 
 from __future__ import annotations
@@ -30,11 +30,14 @@ class LineAction(StrEnum):
     UNFREEZE = "unfreeze"
     CLOSE = "close"
     RESTORE = "restore"
+    REVERSE = "reverse"  # a person undoes a decrease: the limit it took back, or its notice withdrawn
 
 
 #: Who may act: automated actors (decision, review, trigger, system) and people (analyst, case).
 ACTOR_KINDS = ("decision", "review", "trigger", "system", "analyst", "case")
 HUMAN_ACTORS = ("analyst", "case")
+#: Actions only a person may take: they undo a decision (and ``reverse`` is exempt from the increase guardrails).
+HUMAN_ONLY = ("restore", "reverse")
 
 _S, _A = LineStatus, LineAction
 TRANSITIONS: dict[LineAction, dict[LineStatus, LineStatus]] = {
@@ -45,6 +48,7 @@ TRANSITIONS: dict[LineAction, dict[LineStatus, LineStatus]] = {
     _A.UNFREEZE: {_S.FROZEN: _S.ACTIVE},
     _A.CLOSE: {_S.ACTIVE: _S.CLOSED, _S.FROZEN: _S.CLOSED},
     _A.RESTORE: {_S.FROZEN: _S.ACTIVE, _S.CLOSED: _S.ACTIVE},
+    _A.REVERSE: {_S.ACTIVE: _S.ACTIVE, _S.FROZEN: _S.FROZEN},
 }
 
 
@@ -59,9 +63,16 @@ def next_status(status: LineStatus, action: LineAction, actor_kind: str) -> Line
             "action",
             409,
         )
-    if action is LineAction.RESTORE and actor_kind not in HUMAN_ACTORS:
-        raise FengkongError("invalid_transition", "only a person (analyst or case) can restore a line", "action", 409)
+    if action.value in HUMAN_ONLY and actor_kind not in HUMAN_ACTORS:
+        raise FengkongError(
+            "invalid_transition", f"only a person (analyst or case) can {action.value} a line", "action", 409
+        )
     return allowed[status]
+
+
+def money(amount: float) -> str:
+    """An amount as people read it in a message: ``1000000.00``, never ``1e+06``."""
+    return f"{amount:.2f}"
 
 
 def check_limit_change(
@@ -83,9 +94,13 @@ def check_limit_change(
     if not math.isfinite(new_limit) or new_limit < 0:
         raise FengkongError("invalid_value", "new_limit must be a finite amount ≥ 0", "new_limit", 422)
     if action is LineAction.INCREASE and new_limit <= limit:
-        raise FengkongError("invalid_value", f"an increase needs new_limit above the limit {limit:g}", "new_limit", 422)
+        raise FengkongError(
+            "invalid_value", f"an increase needs new_limit above the limit {money(limit)}", "new_limit", 422
+        )
     if action is LineAction.DECREASE and new_limit >= limit:
-        raise FengkongError("invalid_value", f"a decrease needs new_limit below the limit {limit:g}", "new_limit", 422)
+        raise FengkongError(
+            "invalid_value", f"a decrease needs new_limit below the limit {money(limit)}", "new_limit", 422
+        )
     if last_increase_on is not None and (today - last_increase_on).days < g.increase_cooling_off_days:
         raise refuse(
             "increase_cooling_off",
@@ -94,15 +109,17 @@ def check_limit_change(
         )
     if action is LineAction.INCREASE:
         if new_limit > g.max_limit:
-            raise refuse("max_limit", f"{new_limit:g} is above the policy's maximum limit {g.max_limit:g}")
+            raise refuse("max_limit", f"{money(new_limit)} is above the policy's maximum limit {money(g.max_limit)}")
         if new_limit > limit * (1 + g.max_increase_fraction):
             raise refuse(
                 "max_increase_fraction",
-                f"one increase may add at most {g.max_increase_fraction:.0%} of the limit ({limit:g})",
+                f"one increase may add at most {g.max_increase_fraction:.0%} of the limit ({money(limit)})",
             )
     else:
         if new_limit < outstanding:
-            raise refuse("outstanding_floor", f"{new_limit:g} is below the outstanding balance {outstanding:g}")
+            raise refuse(
+                "outstanding_floor", f"{money(new_limit)} is below the outstanding balance {money(outstanding)}"
+            )
         if decreases_in_window >= g.max_decreases:
             raise refuse(
                 "max_decreases",

@@ -29,7 +29,7 @@ from weakref import WeakKeyDictionary
 import polars as pl
 
 from fengkong.errors import FengkongError
-from fengkong.features.registry import FeatureRegistry
+from fengkong.features.registry import FeatureRegistry, FeatureType
 from fengkong.models.scorecard import Scorecard, resolve_scorecard
 from fengkong.policy import expressions as ex
 from fengkong.policy.compiler import CompiledPolicy, compile_columnar, compile_row, normalize_frame, normalize_row
@@ -330,6 +330,38 @@ class LineStrategy:
             (act.is_in(list(ADVERSE)) & ~pl.col("ever_restricted").fill_null(False)).alias("first_time"),
             reasons.alias("reasons"),
         )
+
+
+def check_line_table(frame: pl.DataFrame, strategy: LineStrategy) -> pl.DataFrame:
+    """A table of lines read from a file, checked column by column before a review reads it: a missing column
+    or one whose values are not of the column's type is refused by name (not as a failure deep in a query)."""
+    wanted: dict[str, Any] = dict(LINE_COLUMNS)
+    kinds = {FeatureType.NUMBER: pl.Float64, FeatureType.STRING: pl.String, FeatureType.BOOL: pl.Boolean}
+    for name in strategy.inputs:
+        feature = strategy.features.get(name)
+        if name not in DERIVED and feature is not None:
+            wanted.setdefault(name, kinds[feature.type])
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing:
+        raise FengkongError("missing_column", f"the line table lacks column(s): {', '.join(missing)}", missing[0], 422)
+    casts = []
+    for name, dtype in wanted.items():
+        try:
+            casts.append(frame[name].cast(dtype, strict=True))
+        except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError):
+            raise FengkongError(
+                "invalid_value", f"column {name}: not every value is a {_KIND_NAMES.get(dtype, str(dtype))}", name, 422
+            ) from None
+    return frame.with_columns(casts)
+
+
+_KIND_NAMES: dict[Any, str] = {
+    pl.String: "string",
+    pl.Float64: "number",
+    pl.Int64: "whole number",
+    pl.Date: "date (YYYY-MM-DD)",
+    pl.Boolean: "boolean",
+}
 
 
 def _round_down(amount: float, step: float) -> float:

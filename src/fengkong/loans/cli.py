@@ -18,7 +18,9 @@ from fengkong.loans.schedule import build_schedule, parse_apr, totals
 loan_app: typer.Typer = typer.Typer(
     help="Loans: repayment schedules, the loan book, days past due, roll rates.", no_args_is_help=True
 )
-collections_app: typer.Typer = typer.Typer(help="Collections: the queue, contact pauses.", no_args_is_help=True)
+collections_app: typer.Typer = typer.Typer(
+    help="Collections: the queue, contacts through the hard limits, the contact log, pauses.", no_args_is_help=True
+)
 
 Method = Annotated[
     str,
@@ -30,6 +32,16 @@ Apr = Annotated[
     str,
     typer.Option("--apr", help="annual rate as a fraction, 0.12 for 12 % (or '12%'); a bare 12 is refused"),
 ]
+
+
+#: How every schedule is computed (docs/loans.md), printed with it.
+CONVENTIONS = {
+    "day_count": "monthly: each period is one month at APR / 12 whatever its days (30/360); penalty interest "
+    "on overdue principal is daily at penalty APR / 360",
+    "rounding": "ROUND_HALF_UP to 0.01 on every figure paid",
+    "due_dates": "monthly from the start date, clamped to the month's last day",
+    "last_instalment": "absorbs rounding: principal sums exactly to the amount lent",
+}
 
 
 def _date(text: str | None, field: str) -> dt.date | None:
@@ -83,12 +95,7 @@ def schedule(
                 "term": term,
                 "method": method,
                 "start": first.isoformat(),
-                "conventions": {
-                    "rounding": "ROUND_HALF_UP to 0.01",
-                    "interest": "monthly rate = APR / 12, one month's interest per period whatever its days",
-                    "due_dates": "monthly from the start date, clamped to the month's last day",
-                    "last_instalment": "absorbs rounding: principal sums exactly to the amount lent",
-                },
+                "conventions": CONVENTIONS,
                 "schedule": [r.as_dict() for r in rows],
                 "totals": sums,
             }
@@ -102,6 +109,7 @@ def schedule(
         "payment",
         "balance",
         title=f"{method} · {sums['principal']:,.2f} at {(rate * 100).normalize():f}% APR · {term} months",
+        caption="; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in CONVENTIONS.items()),
     )
     for r in rows:
         table.add_row(
@@ -216,6 +224,44 @@ def repay(
     )
 
 
+@loan_app.command("close")
+def close(
+    loan_id: Annotated[str, typer.Argument()],
+    reason: Annotated[str, typer.Option("--reason", help="a short code: settled, cooling_off...")],
+    on: Annotated[str | None, typer.Option("--on", help="YYYY-MM-DD, not in the future (default: today)")] = None,
+    as_json: AsJson = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Close an active loan by hand: nothing more is owed on it (audited with the reason)."""
+    _status(loan_id, "close", reason, on, as_json, database_url)
+
+
+@loan_app.command("write-off")
+def write_off(
+    loan_id: Annotated[str, typer.Argument()],
+    reason: Annotated[str, typer.Option("--reason", help="a short code, e.g. charged_off")],
+    on: Annotated[str | None, typer.Option("--on", help="YYYY-MM-DD, not in the future (default: today)")] = None,
+    as_json: AsJson = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Write off a loan more than 90 days past due; it stays with collections and still takes repayments."""
+    _status(loan_id, "write_off", reason, on, as_json, database_url)
+
+
+def _status(loan_id: str, how: str, reason: str, on: str | None, as_json: bool, database_url: str | None) -> None:
+    try:
+        loans = _engine(database_url).loans
+        change = loans.close if how == "close" else loans.write_off
+        loan = change(loan_id, reason, _date(on, "on"), actor="cli")
+    except FengkongError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        _dump(loan)
+    else:
+        out.print(f"loan {loan['loan_id']} {loan['status']} on {loan['status_on']} ({loan['status_reason']})")
+
+
 @loan_app.command("dpd")
 def dpd(
     as_of: Annotated[str | None, typer.Option("--as-of", help="YYYY-MM-DD (default: today)")] = None,
@@ -248,17 +294,43 @@ def dpd(
 
 @loan_app.command("roll-rates")
 def roll_rates(
-    start: Annotated[str, typer.Option("--from", help="YYYY-MM-DD")],
     end: Annotated[str, typer.Option("--to", help="YYYY-MM-DD")],
+    start: Annotated[str | None, typer.Option("--from", help="YYYY-MM-DD (or give --months)")] = None,
+    months: Annotated[
+        int | None, typer.Option("--months", help="month by month over this many months to --to, instead of --from")
+    ] = None,
     as_json: AsJson = False,
     database_url: DatabaseUrl = None,
 ) -> None:
     """The bucket×bucket roll-rate matrix between two dates (share of loans in each bucket at --from that are in
-    each bucket, or paid off / closed, at --to)."""
+    each bucket, or paid off / closed, at --to); with --months, the forward rolls month by month."""
     try:
-        rates = _engine(database_url).loans.roll_rates(_day(start, "from"), _day(end, "to"))
+        if (start is None) == (months is None):
+            raise FengkongError("invalid_field", "give either --from or --months", "from", 422)
+        loans = _engine(database_url).loans
+        if months is not None:
+            series = loans.roll_rate_series(_day(end, "to"), months)
+        else:
+            rates = loans.roll_rates(_day(str(start), "from"), _day(end, "to"))
     except FengkongError as exc:
         _fail(exc, as_json)
+        return
+    if months is not None:
+        if as_json:
+            _dump([r.as_dict() for r in series])
+            return
+        names = list(series[0].forward()) if series else []
+        view = Table("from", "to", "loans", *names, title=f"forward roll rates, {months} month(s) to {end}")
+        for r in series:
+            rolls = r.forward()
+            loans_on_book = sum(sum(row.values()) for row in r.counts.values())
+            view.add_row(
+                r.start.isoformat(),
+                r.end.isoformat(),
+                str(loans_on_book),
+                *("-" if rolls[n] is None else f"{rolls[n]:.1%}" for n in names),
+            )
+        out.print(view)
         return
     if as_json:
         _dump(rates.as_dict())
@@ -322,6 +394,63 @@ def queue(
             f"{r['expected_recovery']:,.2f}",
             channels,
             str(r["contacts_today"]),
+        )
+    out.print(table)
+
+
+@collections_app.command("contact")
+def contact(
+    loan_id: Annotated[str, typer.Argument()],
+    channel: Annotated[str, typer.Option("--channel", help="sms, app or call")],
+    party: Annotated[str, typer.Option("--party", help="customer or emergency_contact")] = "customer",
+    collector: Annotated[str, typer.Option("--collector", help="who is contacting (logged)")] = "cli",
+    result: Annotated[str | None, typer.Option("--result", help="what came of it, e.g. promise_to_pay")] = None,
+    as_json: AsJson = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Ask to contact now about a loan: the hard limits and the bucket's strategy answer; the attempt is logged.
+    Exit code 2 when a limit refuses it."""
+    try:
+        answer = _engine(database_url).loans.contact(loan_id, channel, party, collector, result)
+    except FengkongError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        _dump(answer)
+    elif answer["allowed"]:
+        out.print(f"go ahead: {channel} to {party} ({answer['bucket']}, {answer['local_time']} local)")
+    else:
+        err.print(f"refused ({answer['refusal']}): {answer['message']}")
+    if not answer["allowed"]:
+        raise typer.Exit(2)
+
+
+@collections_app.command("log")
+def contact_log(
+    customer: Annotated[str, typer.Argument()],
+    as_json: AsJson = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Every contact attempt with a customer, allowed or refused, oldest first."""
+    try:
+        rows = _engine(database_url).loans.contacts(customer)
+    except FengkongError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        _dump(rows)
+        return
+    table = Table("when (UTC)", "loan", "channel", "party", "bucket", "collector", "allowed", "refusal / result")
+    for r in rows:
+        table.add_row(
+            r["attempted_at"],
+            r["loan_id"],
+            r["channel"],
+            r["party"],
+            r["bucket"],
+            r["collector"],
+            "yes" if r["allowed"] else "no",
+            r["refusal"] or r["result"] or "",
         )
     out.print(table)
 

@@ -17,6 +17,7 @@ Definitions (docs/loans.md):
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -153,6 +154,15 @@ class RollRates:
             out[source] = {target: (n / total if total else 0.0) for target, n in row.items()}
         return out
 
+    def forward(self) -> dict[str, float | None]:
+        """The headline rolls a collections team tracks: the share of each bucket that rolled one bucket worse
+        (current→M1, M1→M2, M2→M3, M3→M3+); None for a bucket that held no loan."""
+        out: dict[str, float | None] = {}
+        for source, target in itertools.pairwise(BUCKETS):
+            total = sum(self.counts[source].values())
+            out[f"{source}->{target}"] = self.counts[source][target] / total if total else None
+        return out
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "from": self.start.isoformat(),
@@ -162,6 +172,7 @@ class RollRates:
             "loans": sum(sum(r.values()) for r in self.counts.values()),
             "counts": self.counts,
             "rates": self.rates,
+            "forward": self.forward(),
         }
 
 

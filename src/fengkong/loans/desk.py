@@ -15,6 +15,7 @@ instead of both passing a check that only one of them should pass.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import re
 import time
@@ -38,7 +39,17 @@ from fengkong.loans.delinquency import (
     loan_max_dpd,
     roll_rates,
 )
-from fengkong.loans.early_warning import FORBIDDEN_PAYEES, LOAN_FEATURES, TRANSFER_SCHEMA, customer_features, no_loans
+from fengkong.loans.early_warning import (
+    FORBIDDEN_PAYEES,
+    INCOME_DAYS,
+    INCOME_SCHEMA,
+    LINE_SCHEMA,
+    LOAN_FEATURES,
+    REPAYMENT_SCHEMA,
+    TRANSFER_SCHEMA,
+    customer_features,
+    no_loans,
+)
 from fengkong.loans.repayment import (
     MODES,
     InstalmentState,
@@ -50,6 +61,7 @@ from fengkong.loans.repayment import (
 )
 from fengkong.loans.schedule import (
     Method,
+    add_months,
     build_schedule,
     from_cents,
     parse_apr,
@@ -60,6 +72,7 @@ from fengkong.store import audit
 from fengkong.store.tables import (
     collection_contacts,
     collection_pauses,
+    credit_lines,
     events,
     loan_instalments,
     loan_repayments,
@@ -481,6 +494,9 @@ class LoanDesk:
                 )
             if day < loan.start_date or (loan.last_repaid_on is not None and day < loan.last_repaid_on):
                 raise FengkongError("date_not_allowed", f"{day} is before the loan's last recorded activity", "on", 409)
+            today = self.clock().astimezone(ZoneInfo(loan.timezone)).date()
+            if day > today:
+                raise FengkongError("date_not_allowed", f"{day} is in the future (today is {today})", "on", 409)
             if status == "written_off":
                 dpd = loan_dpd([(s.due_date, s.paid_on) for s in self._states(conn, loan_id)], day)
                 if dpd < WRITE_OFF_MIN_DPD:
@@ -583,6 +599,18 @@ class LoanDesk:
         loan_frame, inst_frame = self.frames()
         return roll_rates(inst_frame, loan_frame, start, end)
 
+    def roll_rate_series(self, end: dt.date, months: int) -> list[RollRates]:
+        """Roll rates month by month over the ``months`` months to ``end``: (end − k months → end − k + 1 months),
+        the same day of the month clamped to the month's end (so month ends stay month ends from a 31st)."""
+        if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= 60:
+            raise FengkongError("invalid_field", "months must be a whole number from 1 to 60", "months", 422)
+        try:
+            days = [add_months(end, -k) for k in range(months, -1, -1)]
+        except ValueError:
+            raise FengkongError("invalid_field", "to: too early for that many months", "to", 422) from None
+        loan_frame, inst_frame = self.frames()
+        return [roll_rates(inst_frame, loan_frame, a, b) for a, b in itertools.pairwise(days)]
+
     def line_delinquency(self, as_of: dt.date) -> pl.DataFrame:
         """Per credit line, for line review: line_days_past_due (worst now over its loans), line_max_dpd_12m
         (worst reached in the last 365 days), line_missed_payments_12m (instalments due in the last 365 days and
@@ -638,14 +666,23 @@ class LoanDesk:
             self._borrowers_read = now
         return customer_id in self._borrowers
 
-    def customer_features(self, customer_id: str, at: dt.datetime | dt.date | None = None) -> dict[str, Any]:
-        """The loan_* features of one customer as of ``at`` (a moment is read in Asia/Shanghai time)."""
+    def customer_features(
+        self,
+        customer_id: str,
+        at: dt.datetime | dt.date | None = None,
+        *,
+        batch: Sequence[tuple[Any, dt.datetime, Any, Mapping[str, Any]]] | None = None,
+    ) -> dict[str, Any]:
+        """The loan_* features of one customer as of ``at`` (a moment is read in Asia/Shanghai time).
+
+        ``batch``: the events door's current batch as (event, occurred, keys, stored payload); the door writes a
+        batch while its triggers run, so its transfers are counted from here, not only from the events table."""
         _check_ref(customer_id, "customer_id")
         day = self._as_date(at)
         loan_frame, inst_frame = self.frames(customer_id)
         if loan_frame.is_empty():
             return no_loans()
-        table = customer_features(loan_frame, inst_frame, self._transfers(day, customer_id), day)
+        table = customer_features(loan_frame, inst_frame, as_of=day, **self._early_inputs(day, customer_id, batch))
         if table.is_empty():
             return no_loans()
         row = table.row(0, named=True)
@@ -655,7 +692,7 @@ class LoanDesk:
         """customer_id and the loan_* features of every customer with a loan, as of a date."""
         day = as_of or self._today(coll.DEFAULT_TIMEZONE)
         loan_frame, inst_frame = self.frames()
-        return customer_features(loan_frame, inst_frame, self._transfers(day), day)
+        return customer_features(loan_frame, inst_frame, as_of=day, **self._early_inputs(day))
 
     def early_warning(self, as_of: dt.date | None = None, actor: str = "early_warning") -> dict[str, Any]:
         """The daily scan: every trigger of the active policy whose condition reads only loan_* features is
@@ -717,24 +754,87 @@ class LoanDesk:
             "alerts": [{"id": r["id"], "customer_id": r["customer_id"], "trigger_id": r["trigger_id"]} for r in rows],
         }
 
-    def _transfers(self, day: dt.date, customer_id: str | None = None) -> pl.DataFrame:
-        """transfer_out events to a forbidden use in the 30 days before ``day`` (a little wider, for time zones)."""
-        since = dt.datetime.combine(day - dt.timedelta(days=32), dt.time(), dt.UTC)
+    def _early_inputs(
+        self,
+        day: dt.date,
+        customer_id: str | None = None,
+        batch: Sequence[tuple[Any, dt.datetime, Any, Mapping[str, Any]]] | None = None,
+    ) -> dict[str, pl.DataFrame]:
+        """What the early-warning features read besides loans and instalments (``customer_features`` keywords):
+        transfers to a forbidden use in the last 30 days, the principal part of each repayment, the customer's
+        credit lines, incomes verified in the last year; all of the book or one customer's."""
+        zone = ZoneInfo(coll.DEFAULT_TIMEZONE)
+        transfers = []
+        for customer, on, payload in self._events_since(day, 32, "transfer_out", customer_id, batch):
+            if payload.get("payee_category") in FORBIDDEN_PAYEES:
+                transfers.append(
+                    (customer, on.astimezone(zone).date(), float(payload["amount"]), payload["payee_category"])
+                )
+        incomes = [
+            (customer, on.astimezone(zone).date(), float(payload["monthly_income"]))
+            for customer, on, payload in self._events_since(day, INCOME_DAYS + 2, "bureau_update", customer_id, batch)
+            if payload.get("monthly_income") is not None
+        ]
+        q_repaid = sa.select(loan_repayments.c.loan_id, loan_repayments.c.paid_on, loan_repayments.c.allocation)
+        q_lines = sa.select(
+            credit_lines.c.customer_id,
+            credit_lines.c.id,
+            credit_lines.c.status,
+            credit_lines.c.limit_amount,
+            credit_lines.c.opened_at,
+            credit_lines.c.opening,
+        )
+        if customer_id is not None:
+            q_repaid = q_repaid.where(loan_repayments.c.customer_id == customer_id)
+            q_lines = q_lines.where(credit_lines.c.customer_id == customer_id)
+        with self.engine.db.connect() as conn:
+            repaid = [
+                (r.loan_id, r.paid_on, to_cents(Decimal(str(r.allocation.get("principal", 0)))))
+                for r in conn.execute(q_repaid)
+            ]
+            lines = [
+                (
+                    r.customer_id,
+                    r.id,
+                    r.status,
+                    float(r.limit_amount),
+                    _aware(r.opened_at).astimezone(zone).date(),
+                    _income((r.opening or {}).get("monthly_income")),
+                )
+                for r in conn.execute(q_lines)
+            ]
+        return {
+            "transfers": pl.DataFrame(transfers, schema=TRANSFER_SCHEMA, orient="row"),
+            "repayments": pl.DataFrame(repaid, schema=REPAYMENT_SCHEMA, orient="row"),
+            "lines": pl.DataFrame(lines, schema=LINE_SCHEMA, orient="row"),
+            "incomes": pl.DataFrame(incomes, schema=INCOME_SCHEMA, orient="row"),
+        }
+
+    def _events_since(
+        self,
+        day: dt.date,
+        days: int,
+        kind: str,
+        customer_id: str | None,
+        batch: Sequence[tuple[Any, dt.datetime, Any, Mapping[str, Any]]] | None,
+    ) -> list[tuple[str, dt.datetime, Mapping[str, Any]]]:
+        """(customer, aware moment, stored payload) of the events of one type from ``days`` before ``day`` to just
+        after it (a little wider: local dates are cut later), from the events table and from ``batch``: the
+        events door's batch may still be being written while its triggers read this. Each event counted once."""
+        since = dt.datetime.combine(day - dt.timedelta(days=days), dt.time(), dt.UTC)
         until = dt.datetime.combine(day + dt.timedelta(days=2), dt.time(), dt.UTC)
-        query = sa.select(events.c.customer_id, events.c.occurred_at, events.c.payload).where(
-            (events.c.type == "transfer_out") & (events.c.occurred_at >= since) & (events.c.occurred_at < until)
+        query = sa.select(events.c.event_id, events.c.customer_id, events.c.occurred_at, events.c.payload).where(
+            (events.c.type == kind) & (events.c.occurred_at >= since) & (events.c.occurred_at < until)
         )
         if customer_id is not None:
             query = query.where(events.c.customer_id == customer_id)
-        zone = ZoneInfo(coll.DEFAULT_TIMEZONE)
-        rows = []
         with self.engine.db.connect() as conn:
-            for r in conn.execute(query):
-                category = r.payload.get("payee_category")
-                if category in FORBIDDEN_PAYEES:
-                    occurred = r.occurred_at if r.occurred_at.tzinfo else r.occurred_at.replace(tzinfo=dt.UTC)
-                    rows.append((r.customer_id, occurred.astimezone(zone).date(), float(r.payload["amount"]), category))
-        return pl.DataFrame(rows, schema=TRANSFER_SCHEMA, orient="row")
+            found = {r.event_id: (r.customer_id, _aware(r.occurred_at), r.payload) for r in conn.execute(query)}
+        for event, occurred, _keys, payload in batch or ():
+            mine = customer_id is None or event.customer_id == customer_id
+            if event.type == kind and mine and since <= occurred < until:
+                found.setdefault(event.event_id, (event.customer_id, _aware(occurred), payload))
+        return list(found.values())
 
     # ------------------------------------------------------------------------------------------ events
 
@@ -1249,6 +1349,15 @@ class LoanDesk:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    """A stored moment with its zone (SQLite gives UTC back without one)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _income(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
 
 
 def _money(cents: int) -> float:

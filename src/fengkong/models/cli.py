@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -174,7 +175,12 @@ def model_list(as_json: AsJson = False, database_url: DatabaseUrl = None) -> Non
     if as_json:
         _print_json(rows)
         return
-    table = Table("model", "kind", "features", "valid AUC", "valid KS", "sha256", "created", "by")
+    # NAME@VERSION is what a policy names: never cut short; the rest fits 80 columns (--json has everything)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("model", no_wrap=True)
+    for header in ("kind", "features", "AUC", "KS", "sha256", "created (UTC)"):
+        table.add_column(header, no_wrap=True)
+    table.add_column("by", overflow="ellipsis", max_width=12)
     for r in rows:
         v = r["validation"]
         table.add_row(
@@ -184,7 +190,7 @@ def model_list(as_json: AsJson = False, database_url: DatabaseUrl = None) -> Non
             "-" if v["auc"] is None else f"{v['auc']:.4f}",
             "-" if v["ks"] is None else f"{v['ks']:.4f}",
             r["content_sha256"][:12],
-            r["created_at"],
+            r["created_at"][:16].replace("T", " "),
             escape(r["created_by"]),
         )
     out.print(table)

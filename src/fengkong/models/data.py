@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,23 @@ import polars as pl
 from fengkong.errors import FengkongError
 
 MAX_CATEGORIES = 1000  # a text feature with more distinct values is refused as an identifier
+# Columns named as a personal or record identifier are refused as features whatever their values: an identifier
+# is no characteristic of credit risk, and its values would end up in the artefact (bins, tree thresholds).
+# Names are compared lower-case with every run of other characters read as "_" ("Phone Number" → phone_number).
+IDENTIFIER_NAMES = frozenset(
+    {
+        "id", "uuid", "id_number", "id_no", "id_card", "idcard", "identity_number", "national_id", "ssn",
+        "passport", "passport_number", "phone", "phone_number", "phone_no", "mobile", "mobile_number",
+        "mobile_phone", "cellphone", "tel", "email", "email_address", "e_mail", "bank_card", "bank_card_number",
+        "bank_card_no", "card_number", "card_no", "account_number", "account_no", "iban", "device_id", "imei",
+        "idfa", "ip", "ip_address", "name", "full_name", "first_name", "last_name", "customer_name",
+        "applicant_name", "address", "home_address", "customer_id", "user_id", "applicant_id", "application_id",
+        "decision_id", "loan_id", "line_id", "case_id",
+    }
+)  # fmt: skip
+# A number whose values are whole, nearly all distinct and at least ten digits long is a phone, card or account
+# number, not a measurement
+IDENTIFIER_DIGITS = 1e9
 MIN_CLASS_ROWS = 5  # each of the training and validation parts needs at least this many goods and bads
 
 NUMERIC = (pl.Float32, pl.Float64, pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
@@ -133,10 +151,24 @@ def feature_columns(
     out = []
     for name in names:
         column = frame[name]
+        if re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") in IDENTIFIER_NAMES:
+            raise _bad(
+                "feature_identifier",
+                f"feature {name!r} is named as an identifier, not a characteristic: identifiers are never model "
+                f"features (their values would be stored in the model); leave it out with --exclude {name}",
+                name,
+            )
         if column.null_count() == column.len() or (column.dtype in NUMERIC and column.is_nan().all()):
             raise _bad(
                 "feature_all_missing",
                 f"feature {name!r} has no values at all; leave it out with --exclude {name}",
+                name,
+            )
+        if column.dtype in NUMERIC and _numeric_identifier(column):
+            raise _bad(
+                "feature_identifier",
+                f"feature {name!r} holds whole numbers of ten or more digits, nearly all different: it looks like "
+                f"a phone, card or account number, not a characteristic; leave it out with --exclude {name}",
                 name,
             )
         if column.dtype == pl.Boolean:
@@ -162,6 +194,19 @@ def feature_columns(
                 name,
             )
     return out
+
+
+def _numeric_identifier(column: pl.Series) -> bool:
+    """Whole numbers of at least ten digits, distinct on at least 95 % of the rows (checked in that order: the
+    cheap test first, so a table of ordinary measurements costs one minimum per column)."""
+    values = column.drop_nulls()
+    if column.dtype in (pl.Float32, pl.Float64):
+        values = values.drop_nans()
+    if values.len() < 50 or float(values.abs().min()) < IDENTIFIER_DIGITS:  # type: ignore[arg-type]
+        return False
+    if column.dtype in (pl.Float32, pl.Float64) and not bool((values == values.round(0)).all()):
+        return False
+    return values.n_unique() >= 0.95 * values.len()
 
 
 def normalized(frame: pl.DataFrame, columns: Sequence[FeatureColumn]) -> pl.DataFrame:

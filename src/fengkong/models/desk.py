@@ -34,6 +34,7 @@ from fengkong.models.scorecard import BUILTIN_DIR, ScorecardError
 from fengkong.models.scoring import check_columns, prepared_inputs, score_points, scored_frame
 from fengkong.models.train import Progress, Trained, TrainOptions, renamed, train_model
 from fengkong.store import audit
+from fengkong.store.tables import audit_log
 from fengkong.store.tables import models as models_table
 
 if TYPE_CHECKING:
@@ -113,8 +114,18 @@ def _registry_hashes(conn: sa.Connection, subjects: list[str]) -> dict[str, str]
     return out
 
 
-def _load_row(row: Mapping[Any, Any]) -> ScoreModel:
-    """Parse a registry row's artefact after checking its sha256 against the one recorded at registration."""
+def _recorded(conn: sa.Connection, label: str) -> builtins.list[str]:
+    """What the audit chain recorded when ``NAME@VERSION`` was registered (its payload hash)."""
+    query = sa.select(audit_log.c.payload_hash).where(
+        (audit_log.c.kind == AUDIT_KIND) & (audit_log.c.subject_id == label)
+    )
+    return [str(h) for h in conn.execute(query).scalars()]
+
+
+def _load_row(row: Mapping[Any, Any], recorded: Sequence[str]) -> ScoreModel:
+    """Parse a registry row's artefact after checking it is what was registered: the artefact's sha256 against the
+    one recorded in the row, and the whole row (artefact, hash, features, metrics, training facts) against the
+    audit chain's entry of the registration, so that editing the artefact and its hash together is refused too."""
     label = f"{row['name']}@{row['version']}"
     raw = row["artefact"].encode("utf-8")
     digest = hashlib.sha256(raw).hexdigest()
@@ -124,6 +135,15 @@ def _load_row(row: Mapping[Any, Any]) -> ScoreModel:
             f"model {label}: its artefact's sha256 is {digest[:16]}…, not the {row['content_sha256'][:16]}… "
             "recorded when it was registered; it was changed after registration and is refused "
             "(register the changed model under a new version instead)",
+            "name",
+            409,
+        )
+    if _payload_hash(row) not in recorded:
+        raise FengkongError(
+            "model_tampered",
+            f"model {label}: its registry entry (artefact, sha256, features, metrics or training facts) is not what "
+            "the audit chain recorded when it was registered; it was changed after registration and is refused "
+            "(`fengkong audit verify` shows the finding)",
             "name",
             409,
         )
@@ -162,6 +182,7 @@ def resolver_for(db: sa.Engine) -> ModelResolver:
         try:
             with db.connect() as conn:
                 row = _select(conn, name, version)
+                recorded = _recorded(conn, ref) if row is not None else []
         except (sa.exc.OperationalError, sa.exc.ProgrammingError):  # no registry table in this database (yet)
             return None
         if row is None:
@@ -172,7 +193,7 @@ def resolver_for(db: sa.Engine) -> ModelResolver:
                 f"{pinned[:12]}…"
             )
         try:
-            return _load_row(row)
+            return _load_row(row, recorded)
         except FengkongError as exc:
             raise ScorecardError(exc.message) from None
 
@@ -296,15 +317,25 @@ class ModelDesk:
 
     def load(self, name: str, version: str | None = None) -> ScoreModel:
         """The model, after checking its artefact's sha256 (every load; a changed artefact is refused)."""
-        return _load_row(self._row(name, version))
+        return self._loaded(name, version)[1]
 
     def _row(self, name: str, version: str | None) -> sa.RowMapping:
+        return self._fetch(name, version)[0]
+
+    def _fetch(self, name: str, version: str | None) -> tuple[sa.RowMapping, builtins.list[str]]:
+        """The registry row and what the audit chain recorded at its registration (one connection)."""
         with self.engine.db.connect() as conn:
             row = _select(conn, name, version)
+            recorded = _recorded(conn, f"{row['name']}@{row['version']}") if row is not None else []
         if row is None:
             what = f"{name}@{version}" if version else name
             raise not_found("model", what, "version" if version and self.versions(name) else "name")
-        return row
+        return row, recorded
+
+    def _loaded(self, name: str, version: str | None) -> tuple[sa.RowMapping, ScoreModel]:
+        """The registry row and its model, checked as every load is."""
+        row, recorded = self._fetch(name, version)
+        return row, _load_row(row, recorded)
 
     def register(self, trained: Trained, name: str, version: str, actor: str) -> dict[str, Any]:
         """Store a trained model (immutable) and append its registration to the audit chain, in one transaction."""
@@ -401,6 +432,11 @@ class ModelDesk:
         version = version or self.next_version(name)
         self._check_new(name, version)
         frame = read_table(data) if isinstance(data, str | Path) else data
+        unknown = [c for c in exclude if c not in frame.columns]
+        if unknown:  # a misspelt --exclude would silently keep the column it meant to leave out
+            raise FengkongError(
+                "feature_not_found", f"exclude: the data has no column {unknown[0]!r}", unknown[0], 422
+            )
         try:
             scaling = Scaling(base_points=base_points, base_odds=base_odds, pdo=pdo)
         except ValueError as exc:
@@ -470,8 +506,7 @@ class ModelDesk:
         target: str | None = None,
     ) -> dict[str, Any]:
         """A validation report of a registered model on any labelled table (e.g. a newer out-of-time sample)."""
-        row = self._row(name, version)
-        model = _load_row(row)
+        row, model = self._loaded(name, version)
         frame = read_table(data) if isinstance(data, str | Path) else data
         target = target or row["target"]
         labelled, unmatured = binary_target(frame, target, row["training"].get("bad_value"))
@@ -516,18 +551,16 @@ class ModelDesk:
     ) -> dict[str, Any]:
         """PSI of the score and every input against training, realised AUC/KS where outcomes have matured, and
         the alerts past ``thresholds``; ``status`` is ok, warn or alert."""
-        row = self._row(name, version)
-        model = _load_row(row)
+        row, model = self._loaded(name, version)
         frame = read_table(data) if isinstance(data, str | Path) else data
         check_columns(model, frame)
         return monitor(model, dict(row), frame, target, thresholds or Thresholds())
 
     def export(self, name: str, out_dir: str | Path, version: str | None = None) -> builtins.list[Path]:
         """Write the artefact (``NAME@VERSION.json``; a GBDT also as LightGBM's ``NAME@VERSION.txt``)."""
-        model = self.load(name, version)
+        row, model = self._loaded(name, version)
         folder = Path(out_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        row = self._row(name, version)
         paths = [folder / f"{model.version_label}.json"]
         paths[0].write_text(row["artefact"], encoding="utf-8")
         if isinstance(model, GbdtModel):

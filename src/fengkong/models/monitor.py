@@ -138,7 +138,10 @@ def monitor(
                     f"realised KS {measures['ks']:.3f} is {drop:.3f} below validation {reference['ks']:.3f}",
                 )
         else:
-            realised = {"rows": labelled.height, "note": f"fewer than {MIN_OUTCOMES} matured outcomes of each kind"}
+            realised = {
+                "rows": labelled.height,
+                "note": f"fewer than {MIN_OUTCOMES} matured outcomes, or not both good and bad ones",
+            }
     levels = {a["level"] for a in alerts}
     status = "alert" if "alert" in levels else ("warn" if "warn" in levels else "ok")
     return {

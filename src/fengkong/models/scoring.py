@@ -47,6 +47,34 @@ def check_columns(model: ScoreModel, frame: pl.DataFrame, what: str = "data") ->
             absent[0],
             422,
         )
+    for name, kind in _input_types(model).items():
+        column = frame[name]
+        if kind == "string" or column.dtype != pl.String:
+            continue  # text reads anything as text; numbers and booleans read numbers and booleans
+        try:
+            column.cast(pl.Float64 if kind == "number" else pl.Boolean)
+        except pl.exceptions.PolarsError:
+            sample = column.drop_nulls().head(1).to_list()
+            raise FengkongError(
+                "feature_type",
+                f"the {what}'s column {name!r} holds text (e.g. {sample[0]!r}); the model "
+                f"{model.version_label} reads it as {'a number' if kind == 'number' else 'true/false'}",
+                name,
+                422,
+            ) from None
+
+
+def _input_types(model: ScoreModel) -> dict[str, str]:
+    """Feature → how the model reads it: number, string or bool (a scorecard's numeric bins read numbers)."""
+    if isinstance(model, Scorecard):
+        return {
+            c.feature: "number" if any(b.upper is not None for b in c.bins) else "string"
+            for c in model.spec.characteristics
+            if len(c.bins) > 1  # one catch-all bin reads only whether the value is missing
+        }
+    if isinstance(model, GbdtModel):
+        return {f.feature: f.type for f in model.spec.features}
+    return {}
 
 
 def prepared_inputs(model: ScoreModel, frame: pl.DataFrame) -> pl.DataFrame:

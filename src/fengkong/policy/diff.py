@@ -1,8 +1,13 @@
 """What changed between two policies, rule by rule and table by table (`fengkong policy diff A B`).
 
-Rules and triggers are matched by id. A rule that is in both policies but whose place in the order changed
-relative to the other common rules is *moved*: the order matters, because the reasons a customer sees follow
-the policy order. Positions are 1-based places in each policy's list.
+Every section of a policy is compared: top-level fields, hard rules, event triggers, the score and its
+cut-offs, the limit and price tables, the line strategy (segments, behaviour scorecard, guardrails), drawdowns
+(terms, methods, minimum, rules) and the case queue (SLA hours, four-eyes limit).
+
+Rules, triggers, line segments and drawdown rules are matched by id. A rule that is in both policies but whose
+place in the order changed relative to the other common rules is *moved*: the order matters, because the
+reasons a customer sees follow the policy order (and the first matching line segment wins). Positions are
+1-based places in each policy's list.
 
 Limit and price tables are compared by what they decide, not by row and column index: when the band edges
 differ, both tables are read on the finer grid made of the edges of both, so every reported cell is a region
@@ -24,7 +29,7 @@ from typing import Any, Literal
 
 from fengkong.policy import expressions as ex
 from fengkong.policy.errors import ExpressionError
-from fengkong.policy.schema import PolicySpec, RuleSpec, TriggerSpec
+from fengkong.policy.schema import PolicySpec, RuleSpec, SegmentSpec, TriggerSpec
 
 #: fields that describe a policy without changing any decision or action
 DESCRIPTIVE_FIELDS = frozenset({"policy", "version", "description"})
@@ -56,6 +61,7 @@ class ItemEntry:
     when: str
     description: str
     events: tuple[str, ...] | None = None  # triggers only
+    change: float | None = None  # line segments that increase or decrease only
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -68,6 +74,8 @@ class ItemEntry:
         }
         if self.events is not None:
             out["events"] = list(self.events)
+        if self.change is not None:
+            out["change"] = self.change
         return out
 
 
@@ -193,6 +201,10 @@ class PolicyDiff:
     limit_cells: tuple[CellChange, ...] = ()
     pricing: tuple[FieldChange, ...] = ()  # score_edges, max_apr
     apr: tuple[AprChange, ...] = ()
+    segments: ListDiff = field(default_factory=ListDiff)  # the line strategy's segments (first match wins)
+    line_fields: tuple[FieldChange, ...] = ()  # behaviour_scorecard, guardrails.*, drawdowns.{terms,methods,min_amount}
+    drawdown_rules: ListDiff = field(default_factory=ListDiff)
+    cases: tuple[FieldChange, ...] = ()  # sla_hours.<case type>, four_eyes_limit
 
     @property
     def identical(self) -> bool:
@@ -204,16 +216,19 @@ class PolicyDiff:
         """No difference that can change a decision or a line action (only names, versions, descriptions)."""
         return (
             all(c.field in DESCRIPTIVE_FIELDS for c in self.policy)
-            and not self.rules.material
-            and not self.triggers.material
+            and not any(d.material for d in (self.rules, self.triggers, self.segments, self.drawdown_rules))
             and not (self.score or self.limits or self.limit_cells or self.pricing or self.apr)
+            and not (self.line_fields or self.cases)
         )
 
     @property
     def count(self) -> int:
         """How many differences (each added, removed, changed, moved item, field and cell counts one)."""
-        lists = sum(len(d.added) + len(d.removed) + len(d.changed) + len(d.moved) for d in (self.rules, self.triggers))
-        fields = len(self.policy) + len(self.score) + len(self.limits) + len(self.pricing)
+        lists = sum(
+            len(d.added) + len(d.removed) + len(d.changed) + len(d.moved)
+            for d in (self.rules, self.triggers, self.segments, self.drawdown_rules)
+        )
+        fields = sum(len(f) for f in (self.policy, self.score, self.limits, self.pricing, self.line_fields, self.cases))
         return lists + fields + len(self.limit_cells) + len(self.apr)
 
     def __bool__(self) -> bool:
@@ -232,6 +247,12 @@ class PolicyDiff:
             "score": [c.as_dict() for c in self.score],
             "limits": {"fields": [c.as_dict() for c in self.limits], "cells": [c.as_dict() for c in self.limit_cells]},
             "pricing": {"fields": [c.as_dict() for c in self.pricing], "apr": [c.as_dict() for c in self.apr]},
+            "lines": {
+                "segments": self.segments.as_dict(),
+                "fields": [c.as_dict() for c in self.line_fields],
+                "drawdown_rules": self.drawdown_rules.as_dict(),
+            },
+            "cases": [c.as_dict() for c in self.cases],
         }
 
     # ------------------------------------------------------------------------------------------ rendering
@@ -260,6 +281,10 @@ class PolicyDiff:
         pricing: list[tuple[Kind, str]] = [("~", _field_line(c)) for c in self.pricing]
         pricing += [("~", f"APR {c.score_band.label}: {_pct(c.old)} → {_pct(c.new)}") for c in self.apr]
         section("Pricing", pricing)
+        section(_list_title("Line segments", self.segments), _list_lines(self.segments, "segment"))
+        section("Lines", [("~", _field_line(c)) for c in self.line_fields])
+        section(_list_title("Drawdown rules", self.drawdown_rules), _list_lines(self.drawdown_rules, "rule"))
+        section("Cases", [("~", _field_line(c)) for c in self.cases])
         if self.equivalent:
             out.append(("note", "Decisions unchanged: only names, versions or descriptions differ."))
         return out
@@ -316,6 +341,21 @@ def diff_policies(a: PolicySpec, b: PolicySpec, *, scorecard_hashes: tuple[str, 
         a.limits, b.limits, ("score_edges", "income_edges", "income_multiple_cap", "min_limit", "rounding")
     )
     pricing = _fields(a.pricing, b.pricing, ("score_edges", "max_apr"))
+    la, lb = a.lines, b.lines
+    line_fields = (
+        *_fields(la, lb, ("behaviour_scorecard",)),
+        *_fields(la.guardrails, lb.guardrails, tuple(type(la.guardrails).model_fields), prefix="guardrails."),
+        *_fields(la.drawdowns, lb.drawdowns, ("terms", "methods", "min_amount"), prefix="drawdowns."),
+    )
+    sla_a, sla_b = a.cases.sla_hours, b.cases.sla_hours
+    cases = (
+        *(
+            FieldChange(f"sla_hours.{k}", _plain(sla_a.get(k)), _plain(sla_b.get(k)))
+            for k in sorted(set(sla_a) | set(sla_b))
+            if sla_a.get(k) != sla_b.get(k)
+        ),
+        *_fields(a.cases, b.cases, ("four_eyes_limit",)),
+    )
     return PolicyDiff(
         a_policy=a.policy,
         a_version=a.version,
@@ -329,15 +369,19 @@ def diff_policies(a: PolicySpec, b: PolicySpec, *, scorecard_hashes: tuple[str, 
         limit_cells=_diff_limit_table(a, b),
         pricing=pricing,
         apr=_diff_apr(a, b),
+        segments=_diff_items(la.segments, lb.segments),
+        line_fields=line_fields,
+        drawdown_rules=_diff_items(la.drawdowns.rules, lb.drawdowns.rules),
+        cases=cases,
     )
 
 
-def _fields(a: Any, b: Any, names: Sequence[str]) -> tuple[FieldChange, ...]:
+def _fields(a: Any, b: Any, names: Sequence[str], prefix: str = "") -> tuple[FieldChange, ...]:
     out = []
     for name in names:
         old, new = getattr(a, name), getattr(b, name)
         if old != new:
-            out.append(FieldChange(name, _plain(old), _plain(new)))
+            out.append(FieldChange(prefix + name, _plain(old), _plain(new)))
     return tuple(out)
 
 
@@ -349,7 +393,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-Item = RuleSpec | TriggerSpec
+Item = RuleSpec | TriggerSpec | SegmentSpec
 
 
 def _diff_items(old: Sequence[Item], new: Sequence[Item]) -> ListDiff:
@@ -364,7 +408,7 @@ def _diff_items(old: Sequence[Item], new: Sequence[Item]) -> ListDiff:
             continue
         before = old[old_pos[item.id]]
         fields = []
-        for name in ("events", "when", "action", "reason", "description"):
+        for name in ("events", "when", "action", "change", "reason", "description"):
             if not hasattr(item, name):
                 continue
             was, now = getattr(before, name), getattr(item, name)
@@ -399,7 +443,8 @@ def _diff_items(old: Sequence[Item], new: Sequence[Item]) -> ListDiff:
 
 def _entry(item: Item, index: int) -> ItemEntry:
     events = tuple(item.events) if isinstance(item, TriggerSpec) else None
-    return ItemEntry(item.id, index + 1, item.action, item.reason, item.when, item.description, events)
+    change = item.change if isinstance(item, SegmentSpec) else None
+    return ItemEntry(item.id, index + 1, item.action, item.reason, item.when, item.description, events, change)
 
 
 def _same_condition(a: str, b: str) -> bool:
@@ -534,14 +579,21 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+_AMOUNT_FIELDS = ("min_limit", "rounding", "min_amount", "max_limit", "four_eyes_limit")
+
+
 def _field_line(c: FieldChange) -> str:
+    if c.field.startswith("sla_hours."):
+        old = "default" if c.old is None else f"{_show(c.old)} h"
+        new = "default" if c.new is None else f"{_show(c.new)} h"
+        return f"{c.field}: {old} → {new}"
     if c.field in ("sha256", "scorecard content"):
         old = "none" if c.old is None else f"{str(c.old)[:12]}…"
         new = "none" if c.new is None else f"{str(c.new)[:12]}…"
         return f"{c.field}: {old} → {new}"
     if c.field == "max_apr":
         return f"max_apr: {_pct(c.old)} → {_pct(c.new)}"
-    if c.field in ("min_limit", "rounding"):
+    if c.field.endswith(_AMOUNT_FIELDS):
         return f"{c.field}: {_amount(c.old)} → {_amount(c.new)}"
     return f"{c.field}: {_show(c.old)} → {_show(c.new)}"
 
@@ -557,7 +609,8 @@ def _list_lines(d: ListDiff, noun: str) -> list[tuple[Kind, str]]:
     for kind, e in entries:
         where = f"#{e.position}" if kind == "+" else f"was #{e.position}"
         on = f" on {', '.join(e.events)}" if e.events is not None else ""
-        out.append((kind, f"{e.id} ({where}): {e.action}, reason {e.reason}{on}"))
+        action = e.action if e.change is None else f"{e.action} {e.change:.0%} of the limit"
+        out.append((kind, f"{e.id} ({where}): {action}, reason {e.reason}{on}"))
         out.append(("detail", f"when {e.when}"))
     for c in d.changed:
         for f in c.fields:

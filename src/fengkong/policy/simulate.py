@@ -27,11 +27,12 @@ charts (no scripts, no external assets).
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import polars as pl
@@ -204,6 +205,9 @@ class SwapSet:
     pd_sum: float  # Σ expected PD from the score of the approving policy
     matured: int
     bad: int
+    # why the other policy does not approve them: its outcome → rows, and its reason codes → rows
+    other_outcomes: dict[str, int] = field(default_factory=dict)
+    other_reasons: dict[str, int] = field(default_factory=dict)
 
     @property
     def expected_bad_rate(self) -> float | None:
@@ -222,6 +226,9 @@ class SwapSet:
             "realised_bad_rate": _json_float(self.realised_bad_rate),
             "matured": self.matured,
             "bad": self.bad,
+            "other_policy": "current" if self.direction == "in" else "candidate",
+            "other_outcomes": dict(self.other_outcomes),
+            "other_reasons": dict(sorted(self.other_reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
         }
 
 
@@ -240,6 +247,12 @@ class SegmentFigures:
     bad_candidate: int
     pd_sum_current: float
     pd_sum_candidate: float
+    exposure_current: float = 0.0  # Σ limit over the approved
+    exposure_candidate: float = 0.0
+    expected_loss_current: float = 0.0  # Σ PD × limit × LGD over the approved
+    expected_loss_candidate: float = 0.0
+    swap_in: int = 0  # approved by the candidate only
+    swap_out: int = 0  # approved by the current policy only
 
     @property
     def approval_rate_current(self) -> float | None:
@@ -276,6 +289,8 @@ class SegmentFigures:
                 "realised_bad_rate": _json_float(self.realised_bad_rate_current),
                 "matured": self.matured_current,
                 "bad": self.bad_current,
+                "limit_exposure": _json_float(self.exposure_current),
+                "expected_loss": _json_float(self.expected_loss_current),
             },
             "candidate": {
                 "approved": self.approved_candidate,
@@ -284,7 +299,11 @@ class SegmentFigures:
                 "realised_bad_rate": _json_float(self.realised_bad_rate_candidate),
                 "matured": self.matured_candidate,
                 "bad": self.bad_candidate,
+                "limit_exposure": _json_float(self.exposure_candidate),
+                "expected_loss": _json_float(self.expected_loss_candidate),
             },
+            "swap_in": self.swap_in,
+            "swap_out": self.swap_out,
         }
 
 
@@ -307,6 +326,8 @@ class SimulationReport:
     currency: str = "CNY"
     swaps: pl.DataFrame | None = field(default=None, compare=False)
     """The swap rows themselves (``row`` is the 0-based row in the table), when kept."""
+    lines: dict[str, Any] | None = None
+    """Line review re-run under both policies over a table of live lines (``fengkong.lines.compare``), if given."""
 
     def as_dict(self) -> dict[str, Any]:
         """Everything but the swap rows, as JSON-safe values (no NaN or infinity; rates are null on 0 rows)."""
@@ -334,6 +355,7 @@ class SimulationReport:
                 "exposure": "the limit of approved applications (reviews apart)",
                 "realised_bad_rate": "bad / matured among approved rows with a realised outcome (1 or 0)",
             },
+            **({"lines": self.lines} if self.lines is not None else {}),
         }
 
     # ------------------------------------------------------------------------------------------ tables
@@ -403,6 +425,30 @@ class SimulationReport:
                 "and expected bad rates are those of the policy that approves them.",
             )
         )
+        swap_why = sorted(
+            set(self.swap_in.other_reasons) | set(self.swap_out.other_reasons),
+            key=lambda r: (-(self.swap_in.other_reasons.get(r, 0) + self.swap_out.other_reasons.get(r, 0)), r),
+        )
+        if swap_why or self.swap_in.rows or self.swap_out.rows:
+            why_rows = [
+                [
+                    "(outcome)",
+                    ", ".join(f"{o} {_int(n)}" for o, n in sorted(self.swap_out.other_outcomes.items())) or "–",
+                    ", ".join(f"{o} {_int(n)}" for o, n in sorted(self.swap_in.other_outcomes.items())) or "–",
+                ]
+            ]
+            why_rows += [
+                [r, _int(self.swap_out.other_reasons.get(r, 0)), _int(self.swap_in.other_reasons.get(r, 0))]
+                for r in swap_why
+            ]
+            out.append(
+                Table(
+                    "Why the swapped applications are not approved",
+                    ["reason", "swap-out: candidate's reasons", "swap-in: current's reasons"],
+                    why_rows,
+                    "The outcome and reasons of the policy that does not approve them (a row counts once per reason).",
+                )
+            )
         reasons = sorted(
             set(cur.reasons) | set(cand.reasons),
             key=lambda r: (-(cur.reason_rows(r) + cand.reason_rows(r)), r),
@@ -466,6 +512,10 @@ class SimulationReport:
                         "expected bad candidate",
                         "realised bad current",
                         "realised bad candidate",
+                        f"exposure current ({money})",
+                        f"exposure candidate ({money})",
+                        "swap-in",
+                        "swap-out",
                     ],
                     [
                         [
@@ -478,12 +528,18 @@ class SimulationReport:
                             _pct(s.expected_bad_rate_candidate),
                             _pct(s.realised_bad_rate_current) + f" ({_int(s.matured_current)})",
                             _pct(s.realised_bad_rate_candidate) + f" ({_int(s.matured_candidate)})",
+                            _money(s.exposure_current),
+                            _money(s.exposure_candidate),
+                            _int(s.swap_in),
+                            _int(s.swap_out),
                         ]
                         for s in values
                     ],
-                    "Bad rates are of each policy's approved rows; realised rates show (matured rows).",
+                    "Bad rates and exposure are of each policy's approved rows; realised rates show (matured rows).",
                 )
             )
+        if self.lines is not None:
+            out += _line_tables(self.lines, money)
         return out
 
     def _title(self) -> str:
@@ -497,16 +553,7 @@ class SimulationReport:
         )
 
     def markdown(self) -> str:
-        lines = [f"# {self._title()}", "", self._intro(), ""]
-        for t in self.tables():
-            lines += [f"## {t.title}", ""]
-            lines.append("| " + " | ".join(_md_cell(h) for h in t.headers) + " |")
-            lines.append("| " + " | ".join("---" if i == 0 else "---:" for i in range(len(t.headers))) + " |")
-            lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in t.rows]
-            if t.note:
-                lines += ["", t.note]
-            lines.append("")
-        return "\n".join(lines)
+        return render_markdown(self._title(), self._intro(), self.tables())
 
     def html(self) -> str:
         """A self-contained page: the same tables and inline SVG charts, no scripts, no external assets."""
@@ -526,24 +573,50 @@ class SimulationReport:
             for column, values in self.segments.items()
             if values
         ]
-        body = [f"<h1>{_e(self._title())}</h1>", f"<p>{_e(self._intro())}</p>", '<div class="charts">', *charts]
-        body.append("</div>")
-        for t in self.tables():
-            body.append(f"<h2>{_e(t.title)}</h2>")
-            body.append("<table><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in t.headers) + "</tr></thead>")
-            body.append(
-                "<tbody>"
-                + "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in t.rows)
-                + "</tbody></table>"
+        if self.lines is not None:
+            charts.append(_figure("Line review actions", _svg_line_actions(self.lines)))
+        return render_html(self._title(), self._intro(), charts, self.tables())
+
+
+def render_markdown(title: str, intro: str, tables: Sequence[Table]) -> str:
+    """A report as Markdown: a title, an introduction and the tables, each with its note."""
+    lines = [f"# {title}", "", intro, ""]
+    for t in tables:
+        lines += [f"## {t.title}", ""]
+        lines.append("| " + " | ".join(_md_cell(h) for h in t.headers) + " |")
+        lines.append("| " + " | ".join("---" if i < t.text_columns else "---:" for i in range(len(t.headers))) + " |")
+        lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in t.rows]
+        if t.note:
+            lines += ["", t.note]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render_html(title: str, intro: str, charts: Sequence[str], tables: Sequence[Table]) -> str:
+    """A report as one self-contained HTML page: inline SVG charts and the tables; no scripts, no external assets."""
+    body = [f"<h1>{_e(title)}</h1>", f"<p>{_e(intro)}</p>", '<div class="charts">', *charts, "</div>"]
+    for t in tables:
+        body.append(f"<h2>{_e(t.title)}</h2>")
+        body.append("<table><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in t.headers) + "</tr></thead>")
+        body.append(
+            "<tbody>"
+            + "".join(
+                "<tr>"
+                + "".join(
+                    f'<td style="text-align:left">{_e(c)}</td>' if 0 < i < t.text_columns else f"<td>{_e(c)}</td>"
+                    for i, c in enumerate(r)
+                )
+                + "</tr>"
+                for r in t.rows
             )
-            if t.note:
-                body.append(f'<p class="note">{_e(t.note)}</p>')
-        return (
-            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>{_e(self._title())}</title><style>{_CSS}</style></head><body>\n"
-            + "\n".join(body)
-            + "\n</body></html>\n"
+            + "</tbody></table>"
         )
+        if t.note:
+            body.append(f'<p class="note">{_e(t.note)}</p>')
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -552,6 +625,80 @@ class Table:
     headers: list[str]
     rows: list[list[str]]
     note: str = ""
+    text_columns: int = 1  # leading columns of text (left-aligned); the rest are figures
+
+
+_LINE_ACTIONS = ("increase", "keep", "decrease", "freeze", "unfreeze", "close", "skip")
+
+
+def _line_tables(lines: dict[str, Any], money: str) -> list[Table]:
+    """The line review of both policies side by side: actions, exposure, over-restriction, actions by reason."""
+    cur, cand = lines["current"], lines["candidate"]
+    head = ["measure", f"current {cur['policy_version']}", f"candidate {cand['policy_version']}", "change"]
+    rows = []
+    for a in _LINE_ACTIONS:
+        n_cur, n_cand = cur["actions"].get(a, 0), cand["actions"].get(a, 0)
+        if n_cur or n_cand:
+            rows.append([f"lines {a}", _int(n_cur), _int(n_cand), _delta_int(n_cur, n_cand)])
+    for key, label in (("limit_before", "limit exposure before"), ("limit_after", "limit exposure after")):
+        a, b = cur["exposure"][key], cand["exposure"][key]
+        rows.append([f"{label} ({money})", _money(a), _money(b), _delta_money(a, b)])
+    a, b = cur["first_time"]["lines"], cand["first_time"]["lines"]
+    rows.append(["restricted for the first time", _int(a), _int(b), _delta_int(a, b)])
+    if "outcomes" in cur and "outcomes" in cand:
+        for key, label in (
+            ("restricted_bad", "restricted, went bad"),
+            ("restricted_good", "restricted, later performed well"),
+        ):
+            a, b = cur["outcomes"][key], cand["outcomes"][key]
+            rows.append([label, _int(a), _int(b), _delta_int(a, b)])
+        for key, label in (
+            ("bad_caught_share", "share of bad lines restricted"),
+            ("good_hurt_share", "share of good lines restricted"),
+        ):
+            a, b = cur["outcomes"][key], cand["outcomes"][key]
+            rows.append([label, _pct(a), _pct(b), _delta_pp(a, b)])
+    tables = [
+        Table(
+            f"Line review as of {lines['as_of']}",
+            head,
+            rows,
+            f"{_int(cur['lines'])} live lines reviewed under both policies; "
+            f"{_int(lines['lines_with_a_different_action'])} would get a different action.",
+        )
+    ]
+    pairs = sorted(
+        {(a, r) for side in (cur, cand) for a, by in side["reasons"].items() for r in by},
+        key=lambda ar: (_LINE_ACTIONS.index(ar[0]) if ar[0] in _LINE_ACTIONS else 99, ar[1]),
+    )
+    tables.append(
+        Table(
+            "Line actions by reason",
+            ["action", "reason", "current", "candidate", "change"],
+            [
+                [
+                    a,
+                    r,
+                    _int(cur["reasons"].get(a, {}).get(r, 0)),
+                    _int(cand["reasons"].get(a, {}).get(r, 0)),
+                    _delta_int(cur["reasons"].get(a, {}).get(r, 0), cand["reasons"].get(a, {}).get(r, 0)),
+                ]
+                for a, r in pairs
+            ],
+            "Lines whose proposed action carries the reason (a line counts once per reason it carries).",
+            text_columns=2,
+        )
+    )
+    if lines["moves"]:
+        tables.append(
+            Table(
+                "Line action changes",
+                ["current action", "candidate action", "lines"],
+                [[m["from"], m["to"], _int(m["lines"])] for m in lines["moves"]],
+                text_columns=2,
+            )
+        )
+    return tables
 
 
 # ---------------------------------------------------------------------------------------------- simulate
@@ -569,6 +716,8 @@ def simulate(
     keep_swaps: bool = True,
     max_segment_values: int = MAX_SEGMENT_VALUES,
     on_progress: Progress | None = None,
+    lines: pl.DataFrame | pl.LazyFrame | None = None,
+    as_of: dt.date | None = None,
 ) -> SimulationReport:
     """Re-decide every historical application under ``candidate`` and ``current`` and compare them.
 
@@ -589,8 +738,14 @@ def simulate(
     (0-based position in the table), the id column, both policies' outcome, limit, score, reasons and expected
     PD, and the realised outcome ``bad``.
 
+    ``lines``, a table of live lines (the columns of ``fengkong.lines.strategy.LINE_COLUMNS`` and the behaviour
+    features both line strategies read, optionally a 0/1 ``bad`` or ``bad_next_12m`` outcome), re-runs the line
+    review under both policies as of ``as_of`` (default today) and puts it in ``report.lines``: actions, actions
+    by reason, exposure before and after, first-time restrictions and over-restriction.
+
     Raises :class:`SimulationInputError` (a ``FengkongError`` with a stable ``code`` and ``field``) when a
-    column is missing, the outcome column holds anything but 1, 0 and null, or a segment column is too wide.
+    column is missing, the outcome column holds anything but 1, 0 and null, or a segment column is too wide;
+    every table is checked before any work starts.
     """
     started = time.perf_counter()
     if chunk_rows < 1:
@@ -598,6 +753,8 @@ def simulate(
     lf = applications.lazy()
     schema = lf.collect_schema()
     _check_columns(schema, candidate, current, outcome_column, segment_columns, id_column)
+    if lines is not None:
+        _check_line_columns(lines, candidate, current)
     has_outcome = outcome_column is not None and outcome_column in schema
     segs = list(dict.fromkeys(segment_columns))
     needed = sorted(
@@ -630,7 +787,13 @@ def simulate(
         if on_progress is not None:
             on_progress(min(offset + chunk.height, total), total)
 
-    return acc.report(
+    line_comparison = None
+    if lines is not None:
+        from fengkong.lines.compare import compare_line_strategies
+
+        table = lines.collect() if isinstance(lines, pl.LazyFrame) else lines
+        line_comparison = compare_line_strategies(candidate, current, table, as_of or dt.date.today())
+    report = acc.report(
         current,
         candidate,
         total,
@@ -639,6 +802,25 @@ def simulate(
         time.perf_counter() - started,
         keep_swaps,
     )
+    return report if line_comparison is None else replace(report, lines=line_comparison)
+
+
+def _check_line_columns(lines: pl.DataFrame | pl.LazyFrame, candidate: CompiledPolicy, current: CompiledPolicy) -> None:
+    from fengkong.lines.strategy import DERIVED, LINE_COLUMNS, line_strategy
+
+    schema = lines.lazy().collect_schema()
+    missing: dict[str, list[str]] = {}
+    for label, policy in (("current", current), ("candidate", candidate)):
+        for name in (*LINE_COLUMNS, *(n for n in line_strategy(policy).inputs if n not in DERIVED)):
+            if name not in schema:
+                missing.setdefault(name, []).append(f"{label} {policy.version}")
+    if missing:
+        detail = "; ".join(f"{name} (read by {', '.join(who)})" for name, who in missing.items())
+        raise _input_error(
+            "simulation_missing_line_columns",
+            f"the lines table lacks {len(missing)} column(s) the line review reads: {detail}",
+            "lines",
+        )
 
 
 def _check_columns(
@@ -738,7 +920,23 @@ _SWAP_COLUMNS = frozenset(
     )
 )
 _CELL_SUMS = ("n", "matured", "bad", "pd_k", "pd_c", "lim_k", "lim_c", "el_k", "el_c")
-_SEG_SUMS = ("n", "ap_k", "ap_c", "mat_k", "bad_k", "mat_c", "bad_c", "pd_k", "pd_c")
+_SEG_SUMS = (
+    "n",
+    "ap_k",
+    "ap_c",
+    "mat_k",
+    "bad_k",
+    "mat_c",
+    "bad_c",
+    "pd_k",
+    "pd_c",
+    "lim_k",
+    "lim_c",
+    "el_k",
+    "el_c",
+    "in",
+    "out",
+)
 
 
 def _add(into: dict[Any, list[float]], key: Any, values: Iterable[Any]) -> None:
@@ -765,6 +963,9 @@ class _Accumulator:
         self.known = 0
         self.known_bad = 0
         self.swaps: list[pl.DataFrame] = []
+        # swap direction → the other policy's outcome → rows, and its reason codes → rows
+        self.swap_outcomes: dict[str, dict[str, int]] = {"in": {}, "out": {}}
+        self.swap_reasons: dict[str, dict[str, int]] = {"in": {}, "out": {}}
 
     def add(
         self,
@@ -845,9 +1046,25 @@ class _Accumulator:
                 pl.col("bad").filter(pl.col("ap_c")).cast(pl.Int64).sum().alias("bad_c"),
                 pl.col("pd_k").filter(pl.col("ap_k")).sum(),
                 pl.col("pd_c").filter(pl.col("ap_c")).sum(),
+                pl.col("l_k").filter(pl.col("ap_k")).sum().alias("lim_k"),
+                pl.col("l_c").filter(pl.col("ap_c")).sum().alias("lim_c"),
+                (pl.col("pd_k") * pl.col("l_k") * LGD).filter(pl.col("ap_k")).sum().alias("el_k"),
+                (pl.col("pd_c") * pl.col("l_c") * LGD).filter(pl.col("ap_c")).sum().alias("el_c"),
+                (pl.col("ap_c") & ~pl.col("ap_k")).sum().alias("in"),
+                (pl.col("ap_k") & ~pl.col("ap_c")).sum().alias("out"),
             )
             for r in seg.iter_rows(named=True):
                 _add(self.segs[column], r[f"__seg{i}"], (r[k] for k in _SEG_SUMS))
+
+        for direction, other, mask in (("in", cur, w["ap_c"] & ~w["ap_k"]), ("out", cand, w["ap_k"] & ~w["ap_c"])):
+            if not mask.any():
+                continue
+            picked = other.filter(mask)
+            for outcome, n in picked.group_by("outcome").len().iter_rows():
+                self.swap_outcomes[direction][outcome] = self.swap_outcomes[direction].get(outcome, 0) + n
+            why = picked.select(pl.col("reasons").explode().drop_nulls()).group_by("reasons").len()
+            for code, n in why.iter_rows():
+                self.swap_reasons[direction][code] = self.swap_reasons[direction].get(code, 0) + n
 
         if keep_swaps:
             moved = pl.col("ap_k") != pl.col("ap_c")
@@ -935,6 +1152,8 @@ class _Accumulator:
                 pd_sum=float(sum(v[f"pd_{tag}"] for v in picked)),
                 matured=int(sum(v["matured"] for v in picked)),
                 bad=int(sum(v["bad"] for v in picked)),
+                other_outcomes=dict(sorted(self.swap_outcomes[direction].items())),
+                other_reasons=dict(sorted(self.swap_reasons[direction].items())),
             )
 
         migration = {a: {b: int(cells.get((a, b), {}).get("n", 0)) for b in _OUTCOMES} for a in _OUTCOMES}
@@ -979,6 +1198,12 @@ def _segment(column: str, value: Any, sums: dict[str, float]) -> SegmentFigures:
         bad_candidate=int(sums["bad_c"]),
         pd_sum_current=float(sums["pd_k"]),
         pd_sum_candidate=float(sums["pd_c"]),
+        exposure_current=float(sums["lim_k"]),
+        exposure_candidate=float(sums["lim_c"]),
+        expected_loss_current=float(sums["el_k"]),
+        expected_loss_candidate=float(sums["el_c"]),
+        swap_in=int(sums["in"]),
+        swap_out=int(sums["out"]),
     )
 
 
@@ -1165,3 +1390,27 @@ def _svg_segment_bars(values: Sequence[SegmentFigures]) -> str:
             )
             parts.append(f'<text x="{left + w + 4:.1f}" y="{by + 10}">{_pct(rate)}</text>')
     return _svg(width, height, parts, "approval rate by segment, current and candidate")
+
+
+def _svg_line_actions(lines: dict[str, Any]) -> str:
+    """Lines per proposed action, current beside candidate."""
+    cur, cand = lines["current"]["actions"], lines["candidate"]["actions"]
+    shown = [a for a in _LINE_ACTIONS if cur.get(a, 0) or cand.get(a, 0)]
+    peak = max([cur.get(a, 0) for a in shown] + [cand.get(a, 0) for a in shown] + [1])
+    row_h, left, bar_w, top = 34, 90, 330, 24
+    width, height = left + bar_w + 80, top + row_h * len(shown) + 8
+    parts = _legend(left, 14, [("current", _CURRENT_COLOUR), ("candidate", _CANDIDATE_COLOUR)])
+    for k, action in enumerate(shown):
+        y = top + k * row_h
+        parts.append(f'<text x="4" y="{y + 19}">{_e(action)}</text>')
+        for j, (n, colour) in enumerate(
+            ((cur.get(action, 0), _CURRENT_COLOUR), (cand.get(action, 0), _CANDIDATE_COLOUR))
+        ):
+            w = bar_w * n / peak
+            by = y + 2 + j * 14
+            parts.append(
+                f'<rect x="{left}" y="{by}" width="{w:.1f}" height="12" fill="{colour}">'
+                f"<title>{_e(f'{action}: {n:,}')}</title></rect>"
+            )
+            parts.append(f'<text x="{left + w + 4:.1f}" y="{by + 10}">{n:,}</text>')
+    return _svg(width, height, parts, "line review actions, current and candidate")

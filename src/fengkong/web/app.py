@@ -191,7 +191,7 @@ def decision_page(
 ) -> Response:
     engine = _engine(request)
     try:
-        engine.get_decision(decision_id)
+        kind = engine.cases._root_kind(engine._row(decision_id))
     except FengkongError as exc:
         raise refused(exc, session, "Decision not found") from None
     revealed = _reveal_allowed(engine, session, reveal, decision_id)
@@ -215,6 +215,8 @@ def decision_page(
         can_reveal=session.can(Permission.VIEW_PII),
         describe=describe,
         cases_for=cases_for,
+        kind=kind,
+        reason_text=views.reason_text,
     )
 
 
@@ -227,7 +229,7 @@ def replay_page(
     try:
         result = views.replay(_engine(request), decision_id)
     except FengkongError as exc:
-        raise refused(exc, session, "Decision not found") from None
+        raise refused(exc, session, "Cannot replay" if exc.code == "not_replayable" else "Decision not found") from None
     return page(request, "replay.html", session, r=result)
 
 

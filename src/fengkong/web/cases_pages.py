@@ -372,13 +372,20 @@ async def appeal_view(request: Request) -> Response:
         return _appeal_form(request, "appeal.html", 403, problem=_text("expired", lang), **again)
     if not customer_id or not reference:
         return _appeal_form(request, "appeal.html", 422, problem=_text("missing", lang), **again)
-    if _is_line_action(reference):  # the line's notice told them why; ownership is checked when they file
-        return _appeal_form(request, "appeal_view.html", v=None, message="", **again)
     try:
-        view = await run_in_threadpool(_engine(request).cases.customer_view, reference, customer_id, lang)
+        view = await run_in_threadpool(_view, _engine(request), reference, customer_id, lang)
     except FengkongError as exc:
         return _appeal_form(request, "appeal.html", 404, problem=_customer_message(exc, lang), **again)
     return _appeal_form(request, "appeal_view.html", v=view, message="", **again)
+
+
+def _view(engine: Engine, reference: str, customer_id: str, lang: str) -> dict[str, Any]:
+    """The customer's view of a decision or of a line change (``lact_``): shown only to its own customer."""
+    if _is_line_action(reference):
+        found: dict[str, Any] = engine.cases.line_action_view(reference, customer_id, lang)
+    else:
+        found = engine.cases.customer_view(reference, customer_id, lang)
+    return found
 
 
 @router.post("/appeal")
@@ -409,9 +416,7 @@ async def appeal_file(request: Request) -> Response:
         problem = _customer_message(exc, lang)
         if problem == _text("not_found", lang):
             return _appeal_form(request, "appeal.html", 404, problem=problem, **again)
-        view = None
-        if not line_action:
-            view = await run_in_threadpool(engine.cases.customer_view, reference, customer_id, lang)
+        view = await run_in_threadpool(_view, engine, reference, customer_id, lang)
         return _appeal_form(
             request, "appeal_view.html", exc.status, v=view, message=message[:2000], problem=problem, **again
         )

@@ -86,6 +86,15 @@ def recent_decisions(
 def replay(engine: Engine, decision_id: str) -> dict[str, Any]:
     """The decision as stored, replayed under the policy version that made it (reproduction) and under the
     active version (what the same inputs would get today)."""
+    kind = engine.cases._root_kind(engine._row(decision_id))
+    if kind != "application":
+        raise FengkongError(
+            "not_replayable",
+            f"decision {decision_id} is a {kind} decision: replay decides application decisions again under their "
+            f"policy; a {kind} is decided by the line's {kind} rules, listed on the decision's page",
+            "decision_id",
+            422,
+        )
     detail = engine.explain(decision_id)
     stored = {
         "outcome": detail["outcome"],
