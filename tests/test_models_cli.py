@@ -43,8 +43,10 @@ def test_train_list_show_score_export_from_the_command_line(cli: Any, tmp_path: 
         "--monotonic", "bureau_worst_dpd=asc", "--exclude", "graph_hops_to_fraud",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "registered app@1" in result.output
-    assert "validation AUC 0." in result.output and "KS 0." in result.output
+    assert "registered app@1" in result.stdout
+    assert "validation AUC 0." in result.stdout and "KS 0." in result.stdout
+    for step in ("checking the data", "binning (optbinning)", "logistic regression", "calibrating", "validating"):
+        assert step in result.stderr  # the progress bar, on standard error
     assert (tmp_path / "model-reports" / "app@1" / "report.html").exists()
     result = cli("model", "train", data, "--target", "bad", "--kind", "gbdt", "--name", "app", "--rounds", "20",
                  "--no-report", "--json")  # fmt: skip
@@ -89,6 +91,40 @@ def test_command_line_errors_exit_non_zero_naming_the_field(cli: Any, tmp_path: 
     assert json.loads(cli("model", "list", "--json").output) == []  # nothing was registered
     result = cli("model", "score", data, "--name", "ghost", "--out", tmp_path / "x.csv")
     assert result.exit_code == 1 and "model_not_found" in result.output
+
+
+def test_a_model_edited_by_hand_in_the_database_is_refused(cli: Any, tmp_path: Path) -> None:
+    """Someone opens the SQLite file and changes a registered artefact: every command that loads it exits 1
+    naming the model, and nothing registered changes."""
+    import sqlite3
+
+    with Engine(f"sqlite:///{tmp_path / 'fengkong.db'}", secret_key=TEST_SECRET) as engine:
+        engine.models.register(app_model("scorecard"), "app", "1", actor="tester")
+        engine.models.register(app_model("gbdt"), "app", "2", actor="tester")
+    listed = json.loads(cli("model", "list", "--json").output)
+    data = tmp_path / "rows.csv"
+    history(300, 5).write_csv(data)
+    with sqlite3.connect(tmp_path / "fengkong.db") as db:
+        db.execute(
+            "update models set artefact = replace(artefact, '\"points\": ', '\"points\": 1') where version = '1'"
+        )
+    for command in (
+        ["model", "score", data, "--name", "app", "--version", "1", "--out", tmp_path / "scored.csv"],
+        ["model", "show", "--name", "app", "--version", "1"],
+        ["model", "monitor", "--model", "app@1", "--data", data],
+        ["model", "export", "--name", "app", "--version", "1", "--out", tmp_path / "exported"],
+        ["model", "report", "--name", "app", "--version", "1", "--data", data, "--out", tmp_path / "report"],
+    ):
+        result = cli(*command)
+        assert result.exit_code == 1, (command, result.output)
+        assert "model_tampered" in result.output and "app@1" in result.output
+    assert not (tmp_path / "scored.csv").exists() and not (tmp_path / "exported").exists()
+    result = cli("model", "show", "--name", "app", "--json")  # the other version is untouched and loads
+    assert result.exit_code == 0 and json.loads(result.output)["version"] == "2"
+    after = json.loads(cli("model", "list", "--json").output)
+    assert [(m["label"], m["content_sha256"]) for m in after] == [(m["label"], m["content_sha256"]) for m in listed]
+    result = cli("audit", "verify")
+    assert result.exit_code != 0
 
 
 def test_monitor_exit_codes(cli: Any, tmp_path: Path) -> None:
@@ -142,6 +178,15 @@ def test_http_models_routes_and_roles(sqlite_engine: Engine) -> None:
     assert json.loads(with_text["artefact"])["kind"] == "points_scorecard"
     assert client.get("/v1/models", headers=system).status_code == 403
     assert client.get("/v1/models").status_code == 401
+    for role in ("supervisor", "auditor", "admin"):
+        key = {"X-API-Key": sqlite_engine.create_api_key(role)}
+        assert client.get("/v1/models/app", headers=key).status_code == 200, role
+    # the registry is read-only over HTTP: no key, not even an admin's, trains, registers or changes a model
+    admin = {"X-API-Key": sqlite_engine.create_api_key("admin")}
+    assert client.post("/v1/models", headers=admin, json={}).status_code == 405
+    for method in ("put", "patch", "delete"):
+        assert client.request(method, "/v1/models/app", headers=admin).status_code == 405
+    assert [m["label"] for m in sqlite_engine.models.list()] == ["app@1"]
     missing = client.get("/v1/models/ghost", headers=analyst)
     assert missing.status_code == 404 and missing.json()["field"] == "name"
     assert client.get("/v1/models/app", params={"version": "9"}, headers=analyst).json()["field"] == "version"

@@ -72,12 +72,56 @@ def test_an_artefact_edited_in_the_database_is_refused_on_every_load(engine: Eng
     assert not report.ok and any(f.subject_id == "app-card@1" for f in report.findings)
 
 
-def test_editing_metrics_is_found_by_audit_verify(engine: Engine) -> None:
+def test_editing_metrics_is_refused_on_load_and_found_by_audit_verify(engine: Engine) -> None:
     engine.models.register(app_model("gbdt"), "app-gb", "1", actor="tester")
     with engine.db.begin() as conn:
         conn.execute(sa.update(models_table).values(metrics={"valid": {"auc": 0.99}}))
-    assert engine.models.load("app-gb", "1").version_label == "app-gb@1"  # the artefact itself is intact
+    with pytest.raises(FengkongError) as caught:  # the artefact is intact, but the entry is not what was registered
+        engine.models.load("app-gb", "1")
+    assert caught.value.code == "model_tampered" and "audit chain" in caught.value.message
     assert not engine.verify_audit().ok
+
+
+def test_an_artefact_edited_with_its_hash_is_refused_too(engine: Engine) -> None:
+    """Rewriting the artefact and its recorded sha256 together passes the row's own check, not the audit chain's
+    record of the registration: the model is refused by the registry and by a policy naming it."""
+    from fengkong.policy.errors import PolicyError
+    from fengkong.policy.loader import DEFAULT_POLICY_PATH, load_policy_text
+
+    engine.models.register(app_model("scorecard"), "app-card", "1", actor="tester")
+    edited = engine.models.get("app-card", "1", artefact=True)["artefact"].replace(
+        '"missing_points": ', '"missing_points": 9', 1
+    )
+    with engine.db.begin() as conn:
+        conn.execute(
+            sa.update(models_table).values(artefact=edited, content_sha256=hashlib.sha256(edited.encode()).hexdigest())
+        )
+    with pytest.raises(FengkongError) as caught:
+        engine.models.score("app-card", history().head(5))
+    assert (caught.value.code, caught.value.field) == ("model_tampered", "name")
+    text = DEFAULT_POLICY_PATH.read_text().replace("scorecard: starter@1", "model: app-card@1")
+    with pytest.raises(PolicyError, match="changed after registration"):
+        load_policy_text(text, models=engine.models.resolve)
+    assert not engine.verify_audit().ok
+
+
+def test_no_pickle_anywhere() -> None:
+    """Models are text (a JSON table, LightGBM's text model) and nothing in fengkong serialises with pickle or a
+    library built on it: loading a model can never run code."""
+    import fengkong
+
+    source = Path(fengkong.__file__).parent
+    words = ("import pickle", "from pickle", "cPickle", "joblib", "cloudpickle", "import dill", "allow_pickle=True",
+             "read_pickle", "to_pickle", "torch.load", "import shelve", "marshal.load")  # fmt: skip
+    found = [
+        f"{path.relative_to(source)}: {word}"
+        for path in sorted(source.rglob("*.py"))
+        for word in words
+        if word in path.read_text(encoding="utf-8")
+    ]
+    assert found == []
+    assert len(list(source.rglob("*.py"))) > 50  # the scan did look at the package
+    assert not list(source.rglob("*.pkl")) and not list(source.rglob("*.joblib"))
 
 
 def test_duplicate_name_and_version_is_refused_and_changes_nothing(engine: Engine) -> None:
@@ -104,6 +148,8 @@ def test_duplicate_name_and_version_is_refused_and_changes_nothing(engine: Engin
         ("header_only", {}, "empty_data", "data"),
         ("all_missing", {}, "feature_all_missing", "debt_to_income"),
         ("ok", {"name": "bad name!"}, "invalid_field", "name"),
+        ("ok", {"exclude": ["grpah_hops_to_fraud"]}, "feature_not_found", "grpah_hops_to_fraud"),
+        ("phone", {}, "feature_identifier", "phone"),
     ],
 )
 def test_bad_training_input_leaves_the_registry_as_it_was(
@@ -117,6 +163,7 @@ def test_bad_training_input_leaves_the_registry_as_it_was(
         "missing_target": frame.drop("bad"),
         "non_binary": frame.with_columns(pl.col("bad").cast(pl.Float64) * 0.5),
         "all_missing": frame.with_columns(pl.lit(None, dtype=pl.Float64).alias("debt_to_income")),
+        "phone": frame.with_columns(pl.format("+86 138 {}", pl.int_range(pl.len())).alias("phone")),
         "ok": frame,
     }
     path = tmp_path / "train.csv"
@@ -150,6 +197,20 @@ def test_score_a_file_with_score_pd_and_reasons(sqlite_engine: Engine, tmp_path:
     with pytest.raises(FengkongError) as caught:
         engine.models.score("app-gb", rows.drop("debt_to_income"))
     assert (caught.value.code, caught.value.field) == ("feature_not_found", "debt_to_income")
+    for kind, column in (("scorecard", "monthly_income"), ("gbdt", "employment_months")):
+        engine.models.register(app_model(kind), f"typed-{kind}", "1", actor="tester")
+        wrong = rows.with_columns(pl.col(column).cast(pl.String) + " yuan")
+        for act in (
+            lambda: engine.models.score(f"typed-{kind}", wrong),
+            lambda: engine.models.monitor(f"typed-{kind}", wrong),
+        ):
+            with pytest.raises(FengkongError) as caught:
+                act()
+            assert (caught.value.code, caught.value.field) == ("feature_type", column)
+            assert "reads it as a number" in caught.value.message
+    # numbers written as text are read as numbers, as a CSV of quoted numbers would be
+    as_text = engine.models.score("app-gb", rows.with_columns(pl.col("debt_to_income").cast(pl.String)))
+    assert as_text["score"].to_list() == engine.models.score("app-gb", rows)["score"].to_list()
     with pytest.raises(FengkongError) as caught:
         engine.models.score("nope", rows)
     assert (caught.value.code, caught.value.status) == ("model_not_found", 404)

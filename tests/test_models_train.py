@@ -38,6 +38,32 @@ def test_scorecard_on_german_credit_is_accurate_and_matches_optbinning() -> None
     assert valid["gini"] == pytest.approx(2 * valid["auc"] - 1)
     assert 0 < valid["brier"] < 0.3 * 0.7  # better than predicting the bad rate for everyone
     assert trained.metrics["iv"]["status_of_existing_checking_account"] > 0.3  # the known strongest predictor
+    # the default split is stratified: both parts hold the data's 30 % bad rate, 700 and 300 rows
+    assert trained.training["split"].startswith("stratified")
+    assert (valid["rows"], trained.metrics["train"]["rows"]) == (300, 700)
+    assert valid["bad_rate"] == trained.metrics["train"]["bad_rate"] == pytest.approx(0.3)
+
+
+def test_points_follow_base_points_base_odds_and_pdo() -> None:
+    """The same binning and regression scaled two ways: every score moves exactly as the scaling says (up to
+    each characteristic's rounding to whole points), and the calibrated PD does not move."""
+    from fengkong.models.calibration import Scaling
+
+    default = german_model("scorecard")
+    scaling = Scaling(base_points=500, base_odds=20, pdo=40)
+    options = TrainOptions(target="creditability", bad_value="bad", scaling=scaling)
+    other = train_model(german(), options, "german-500-20-40", "1")
+    assert other.features == default.features
+    assert json.loads(other.artefact)["scaling"] == {"base_points": 500.0, "base_odds": 20.0, "pdo": 40.0}
+    first, second = default.report["valid"].score, other.report["valid"].score
+    assert np.all(second == np.round(second))  # whole points
+    # score = offset − factor × ln(odds of bad), factor = PDO / ln 2, offset = base points − factor × ln(base odds)
+    log_odds = (600 - 20 / math.log(2) * math.log(50) - first) / (20 / math.log(2))
+    expected = 500 - 40 / math.log(2) * math.log(20) - 40 / math.log(2) * log_odds
+    rounding = 1.5 * len(other.features)  # ½ point per characteristic in one card, 2 × ½ in the other
+    assert np.max(np.abs(second - expected)) <= rounding
+    assert np.mean(np.abs(second - expected)) < 2.5
+    assert np.max(np.abs(other.report["valid"].pd - default.report["valid"].pd)) < 0.03
 
 
 def test_scorecard_equals_optbinnings_own_pipeline() -> None:
@@ -195,6 +221,27 @@ def test_scored_frame_names_the_characteristics_that_cost_most() -> None:
             assert row["reason_1"] is None
 
 
+def test_progress_is_reported_step_by_step() -> None:
+    """The CLI's progress bar is drawn from these calls: every step starts and reaches its total."""
+    for kind, steps in (
+        ("scorecard", ["checking the data", "binning (optbinning)", "logistic regression", "calibrating"]),
+        ("gbdt", ["checking the data", "boosting (LightGBM)", "calibrating", "information values (optbinning)"]),
+    ):
+        calls: list[tuple[str, int, int]] = []
+        options = TrainOptions(kind=kind, target="creditability", bad_value="bad", rounds=20)
+        train_model(german(), options, "g", "1", progress=lambda task, done, total: calls.append((task, done, total)))
+        seen = list(dict.fromkeys(task for task, _, _ in calls))
+        assert seen == [*steps, "validating"], seen
+        for task in seen:
+            done = [d for t, d, _ in calls if t == task]
+            total = next(n for t, _, n in calls if t == task)
+            assert done[0] <= 1 and done[-1] == total and done == sorted(done), (task, done, total)
+        if kind == "scorecard":  # one tick per candidate feature binned
+            assert next(n for t, _, n in calls if t == "binning (optbinning)") == german().width - 1
+        else:  # one tick per boosting round
+            assert next(n for t, _, n in calls if t == "boosting (LightGBM)") == 20
+
+
 def test_validation_report_has_every_measure_and_plot(tmp_path: Path) -> None:
     trained = german_model("scorecard")
     md, html = write_training_report(trained, "german", "1", tmp_path)
@@ -238,6 +285,14 @@ def _train(frame: pl.DataFrame, **kwargs: object) -> None:
         (lambda f: f, {"features": ["nope"]}, "feature_not_found", "nope"),
         (lambda f: f.with_columns(pl.format("138{}", pl.int_range(pl.len())).alias("phone")),
          {"features": [*APP_FEATURES, "phone"]}, "feature_identifier", "phone"),
+        (lambda f: f.with_columns(pl.int_range(pl.len()).alias("Customer ID")),
+         {"features": [*APP_FEATURES, "Customer ID"]}, "feature_identifier", "Customer ID"),
+        (lambda f: f.with_columns(pl.lit("x").alias("email")), {"features": [*APP_FEATURES, "email"]},
+         "feature_identifier", "email"),
+        (lambda f: f.with_columns((pl.int_range(pl.len()) * 7 + 13_800_000_000).alias("contact")),
+         {"features": [*APP_FEATURES, "contact"]}, "feature_identifier", "contact"),
+        (lambda f: f.with_columns((pl.int_range(pl.len()) * 7.0 + 6_222_021_234_567_890).alias("card")),
+         {"features": [*APP_FEATURES, "card"]}, "feature_identifier", "card"),
         (lambda f: f, {"monotonic": {"employment": "asc"}}, "invalid_field", "employment"),
         (lambda f: f, {"monotonic": {"age": "asc"}}, "feature_not_found", "age"),
         (lambda f: f, {"monotonic": {"monthly_income": "up"}}, "invalid_field", "monotonic"),
@@ -255,6 +310,20 @@ def test_bad_input_is_refused_naming_the_field(
     assert (caught.value.code, caught.value.field) == (code, field), caught.value
     if field not in ("data", "target", "kind", "monotonic", "time_col"):
         assert repr(field) in caught.value.message  # the column at fault is named
+
+
+def test_ordinary_columns_are_not_taken_for_identifiers() -> None:
+    """Every column of the synthetic history (amounts, counts, ratios, flags, categories) is a usable feature, and
+    so is the German data's 'telephone' (whether a phone is registered: a characteristic, not a number)."""
+    from fengkong.models.data import feature_columns
+
+    frame = history().with_columns(
+        (pl.col("monthly_income") * 1_000_000).alias("income_in_millis"),  # large, but neither whole nor unique
+        (pl.int_range(pl.len()) % 3 + 10_000_000_000).alias("big_codes"),  # ten digits, but few distinct values
+    )
+    names = [c.name for c in feature_columns(frame, "bad", None, [])]
+    assert names == [c for c in frame.columns if c != "bad"]
+    assert "telephone" in [c.name for c in feature_columns(german(), "creditability", None, [])]
 
 
 def test_bad_files_are_refused(tmp_path: Path) -> None:

@@ -1031,7 +1031,8 @@ class CaseDesk:
 
     def _line_fix(self, row: Any) -> dict[str, Any]:
         """What upholding an appeal of a line action does: a frozen or closed line is restored, a decrease is
-        raised back to the limit before it. Checked now so that a resolution never promises what cannot be done."""
+        reversed (given back, or withdrawn while under notice). Checked now so that a resolution never promises
+        what cannot be done."""
         action = self._line_action(row.line_action_id)
         if action is None:
             raise not_found("line_action", row.line_action_id, "line_action_id")
@@ -1573,7 +1574,7 @@ def _check_amount(value: Any, field: str, most: float) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < float(value) <= most:
-        raise FengkongError("invalid_field", f"{field}: a number above 0 and at most {most:g}", field, 422)
+        raise FengkongError("invalid_field", f"{field}: a number above 0 and at most {most:,.2f}", field, 422)
     return float(value)
 
 

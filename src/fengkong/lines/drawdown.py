@@ -189,7 +189,7 @@ class DrawdownDesk:
         if req.method not in spec.methods:
             raise FengkongError("invalid_value", f"repayment method {req.method} is not offered", "method", 422)
         if req.amount < spec.min_amount:
-            raise FengkongError("invalid_value", f"the smallest drawdown is {spec.min_amount:g}", "amount", 422)
+            raise FengkongError("invalid_value", f"the smallest drawdown is {spec.min_amount:,.2f}", "amount", 422)
         payee_key = engine.vault.keyed_hash("payee", sha256_hex(normalize("payee", req.destination_account)))
         device_key = (
             engine.vault.keyed_hash("device", sha256_hex(normalize("device", req.device_id))) if req.device_id else None

@@ -175,12 +175,16 @@ def model_list(as_json: AsJson = False, database_url: DatabaseUrl = None) -> Non
     if as_json:
         _print_json(rows)
         return
-    # NAME@VERSION is what a policy names: never cut short; the rest fits 80 columns (--json has everything)
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("model", no_wrap=True)
-    for header in ("kind", "features", "AUC", "KS", "sha256", "created (UTC)"):
-        table.add_column(header, no_wrap=True)
-    table.add_column("by", overflow="ellipsis", max_width=12)
+    # NAME@VERSION (what a policy names), kind, AUC and KS are never cut short; the hash and the time give way
+    # on a narrow terminal (``--json`` has every field, the creator too)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    table.add_column("model", no_wrap=True, min_width=max((len(r["label"]) for r in rows), default=5))
+    table.add_column("kind", no_wrap=True, min_width=9)
+    table.add_column("inputs", no_wrap=True, min_width=6)
+    table.add_column("AUC", no_wrap=True, min_width=6)
+    table.add_column("KS", no_wrap=True, min_width=6)
+    table.add_column("sha256", no_wrap=True, overflow="ellipsis")
+    table.add_column("created (UTC)", no_wrap=True, overflow="ellipsis")
     for r in rows:
         v = r["validation"]
         table.add_row(
@@ -191,7 +195,6 @@ def model_list(as_json: AsJson = False, database_url: DatabaseUrl = None) -> Non
             "-" if v["ks"] is None else f"{v['ks']:.4f}",
             r["content_sha256"][:12],
             r["created_at"][:16].replace("T", " "),
-            escape(r["created_by"]),
         )
     out.print(table)
 

@@ -821,6 +821,11 @@ def _check_line_columns(lines: pl.DataFrame | pl.LazyFrame, candidate: CompiledP
             f"the lines table lacks {len(missing)} column(s) the line review reads: {detail}",
             "lines",
         )
+    from fengkong.lines.compare import OUTCOME_COLUMNS, outcomes_of
+
+    outcome = next((c for c in OUTCOME_COLUMNS if c in schema), None)
+    if outcome is not None:  # a bad outcome value is refused before any work starts, not after the applications
+        outcomes_of(lines.lazy().select("line_id", outcome).collect())
 
 
 def _check_columns(
