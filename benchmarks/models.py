@@ -189,11 +189,8 @@ def toad_baseline(
 def optbinning_baseline(frame: pl.DataFrame, target: str, train: np.ndarray, valid: np.ndarray) -> dict[str, Any]:
     """optbinning's standard scorecard pipeline, with the settings fengkong uses: BinningProcess (monotonic trend
     found per number, IV ≥ 0.02) + Scorecard (LogisticRegression, points by PDO and odds), on a pandas frame."""
-    from optbinning import BinningProcess  # type: ignore[import-untyped, unused-ignore]
-    from optbinning import Scorecard as OptbScorecard
-    from sklearn.linear_model import LogisticRegression
-
     from fengkong.models.data import to_pandas
+    from fengkong.models.reference import optbinning_scorecard
 
     features = [c for c in frame.columns if c != target]
     text = [c for c in features if frame[c].dtype == pl.String]
@@ -202,20 +199,7 @@ def optbinning_baseline(frame: pl.DataFrame, target: str, train: np.ndarray, val
     y = frame[target].to_numpy()
 
     def fit() -> Any:
-        process = BinningProcess(
-            features,
-            categorical_variables=text,
-            selection_criteria={"iv": {"min": 0.02}},
-            binning_fit_params={c: {"monotonic_trend": "auto_asc_desc"} for c in features if c not in text},
-        )
-        card = OptbScorecard(
-            process,
-            LogisticRegression(max_iter=1000),
-            scaling_method="pdo_odds",
-            scaling_method_params={"pdo": 20.0, "odds": 50.0, "scorecard_points": 600.0},
-            intercept_based=True,
-            rounding=True,
-        )
+        card = optbinning_scorecard(features, text)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return card.fit(x_train, y[train])

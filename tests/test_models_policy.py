@@ -228,3 +228,34 @@ def test_simulation_uses_the_models_calibrated_pd(registered: Engine) -> None:
     assert got == pytest.approx(want, rel=1e-9)
     placeholder = float(np.mean([expected_pd(s) for s in decided["score"]]))
     assert abs(got - placeholder) > 1e-6  # the calibration, not the placeholder, gave the figure
+
+
+@pytest.mark.parametrize(("ref", "language"), [("app-gb@1", "zh"), ("app-card@3", "en"), ("app-card@3", "zh")])
+def test_score_reasons_reach_the_customer_in_their_language(
+    registered: Engine, application: dict[str, Any], ref: str, language: str
+) -> None:
+    """A real decision by a policy naming a registered model, declined on its score: the decision records the
+    model, and its reasons are the characteristics that cost most points (scorecard) or raised the risk most
+    (GBDT), told to the customer in the language of the application."""
+    text = (
+        policy_text(ref)
+        .replace("decline_below: 560", "decline_below: 990")
+        .replace("review_below: 600", "review_below: 995")
+    )
+    registered.publish_policy(load_policy_text(text, models=registered.models.resolve), actor="test", activate=True)
+    body = application | {"language": language}
+    body["bureau"] = application["bureau"] | {"inquiries_30d": 8, "inquiries_90d": 10}  # below every rule
+    decision = registered.decide(body)
+    assert (decision.outcome.value, decision.model_version) == ("decline", ref)
+    score = registered.explain(decision.decision_id)["explanation"]["analyst"]["score"]
+    lines = score["characteristics"]
+    ranked = sorted((line for line in lines if line["points_lost"] > 0), key=lambda line: -line["points_lost"])
+    assert ranked and ranked[0]["feature"] == "bureau_inquiries_30d"  # eight recent inquiries cost most
+    expected = list(dict.fromkeys(line["reason"] for line in ranked[:2]))
+    response = decision.response()
+    assert [r["code"] for r in response["reasons"]] == expected and expected[0] == "SCORE_INQUIRIES"
+    chinese = re.compile(r"[\u4e00-\u9fff]")
+    for item in response["reasons"]:
+        assert item["text"] == reason(item["code"]).customer_text(Language(language))
+        assert bool(chinese.search(item["text"])) == (language == "zh")
+        assert "fraud" not in item["text"].lower() and "欺诈" not in item["text"]

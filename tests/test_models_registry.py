@@ -266,3 +266,29 @@ def test_real_data_registered_from_a_csv_file(sqlite_engine: Engine, tmp_path: P
     # a report on new labelled data
     result = engine.models.report("german", german_path(), tmp_path / "again")
     assert result["metrics"]["auc"] > 0.7 and Path(result["report"][1]).exists()
+
+
+def test_unwritable_outputs_are_clear_errors_and_register_nothing(sqlite_engine: Engine, tmp_path: Path) -> None:
+    """A report, scored file or export that cannot be written names its option; a training run whose report
+    cannot be written registers nothing (the report is written before the model is registered)."""
+    engine = sqlite_engine
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(FengkongError) as caught:
+        engine.models.train(
+            german_path(), target="creditability", bad_value="bad", name="german", report_dir=blocker / "report"
+        )
+    assert (caught.value.code, caught.value.field) == ("unwritable_path", "report")
+    assert engine.models.list() == []
+    engine.models.register(app_model("gbdt"), "app-gb", "1", actor="tester")
+    before = _state(engine)
+    for act, field in (
+        (lambda: engine.models.score("app-gb", history().head(5), out=blocker / "scored.csv"), "out"),
+        (lambda: engine.models.export("app-gb", blocker / "exported"), "out"),
+        (lambda: engine.models.report("app-gb", history().head(500), blocker / "report"), "out"),
+    ):
+        with pytest.raises(FengkongError) as caught:
+            act()
+        assert (caught.value.code, caught.value.field) == ("unwritable_path", field)
+        assert str(blocker) in caught.value.message
+    assert _state(engine) == before

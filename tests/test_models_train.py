@@ -70,11 +70,8 @@ def test_scorecard_equals_optbinnings_own_pipeline() -> None:
     """fengkong fits optbinning per feature, looks the WoE up itself and scales the points itself (to be fast on
     a million rows); on the same rows that must give exactly the card optbinning's standard pipeline gives:
     BinningProcess (same settings) + Scorecard (the same LogisticRegression, pdo_odds, intercept-based, rounded)."""
-    from optbinning import BinningProcess
-    from optbinning import Scorecard as OptbScorecard
-    from sklearn.linear_model import LogisticRegression
-
     from fengkong.models.data import binary_target, feature_columns, normalized, split_rows, to_pandas
+    from fengkong.models.reference import optbinning_scorecard
 
     trained = german_model("scorecard")
     data, _ = binary_target(german(), "creditability", "bad")
@@ -82,20 +79,7 @@ def test_scorecard_equals_optbinnings_own_pipeline() -> None:
     data = normalized(data, columns)
     split = split_rows(data, "creditability", 0.3, 0)
     names = [c.name for c in columns]
-    process = BinningProcess(
-        names,
-        categorical_variables=[c.name for c in columns if c.type == "string"],
-        selection_criteria={"iv": {"min": 0.02}},
-        binning_fit_params={c.name: {"monotonic_trend": "auto_asc_desc"} for c in columns if c.type != "string"},
-    )
-    card = OptbScorecard(
-        process,
-        LogisticRegression(max_iter=1000),
-        scaling_method="pdo_odds",
-        scaling_method_params={"pdo": 20.0, "odds": 50.0, "scorecard_points": 600.0},
-        intercept_based=True,
-        rounding=True,
-    )
+    card = optbinning_scorecard(names, [c.name for c in columns if c.type == "string"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         card.fit(to_pandas(data[split.train].select(names)), data[split.train]["creditability"].to_numpy())

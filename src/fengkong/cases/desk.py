@@ -536,7 +536,7 @@ class CaseDesk:
         kind = self._root_kind(self.engine._row(row.decision_id)) if row.decision_id else None
         out["decision_kind"] = kind
         out["decision"] = self.engine.explain(row.decision_id, reveal_pii=reveal_pii) if row.decision_id else None
-        out["replay"] = self.replay(row.decision_id) if kind == "application" else None
+        out["replay"] = self.replay(row.decision_id) if kind in ("application", "drawdown") else None
         out["alert"] = _alert_view(dict(alert)) if alert is not None else None
         out["line"] = self._line(row.line_id)
         out["line_action"] = self._line_action(row.line_action_id) if row.line_action_id else None
@@ -565,19 +565,29 @@ class CaseDesk:
     def replay(self, decision_id: str, policy_version: str | None = None) -> dict[str, Any]:
         """Decide a stored decision again from its stored features: under the policy version in force when it
         was made (does the record reproduce?), and under ``policy_version`` or else the active policy (what
-        would be decided today?)."""
+        would be decided today?).
+
+        An application decision is decided again by its policy's rules and scorecard; a drawdown decision by the
+        drawdown rules of its version, through the one drawdown replay (``fengkong.lines.drawdown_explain``).
+        ``reproduced`` is true or false, or null with ``why``: a person's decision (the replay shows what the
+        policy said instead) or a record that cannot be decided again."""
         row = self.engine._row(decision_id)
         root = self._root_kind(row)
-        if root != "application":
+        if root not in ("application", "drawdown"):
             raise FengkongError(
                 "not_replayable",
-                f"decision {decision_id} is a {root} decision: replay decides application decisions again under "
-                f"their policy; a {root} is decided by the line's {root} rules (see its rule hits)",
+                f"decision {decision_id} is a {root} decision: only application and drawdown decisions are decided "
+                "again",
                 "decision_id",
                 422,
             )
-        in_force = self.engine.policy(row.policy_version)
-        result = in_force.decide_row(row.features)
+        try:
+            other = self.engine.policy_or_404(policy_version) if policy_version else self.engine.policy()
+        except FengkongError as exc:
+            raise FengkongError(exc.code, exc.message, "policy_version", exc.status) from None
+        human = row.kind == "override"
+        if root == "drawdown":
+            return self._replay_drawdown(row, other.version, human)
         stored = {
             "outcome": row.outcome,
             "reasons": list(row.reasons),
@@ -585,25 +595,104 @@ class CaseDesk:
             "apr": row.apr,
             "score": row.score,
         }
-        replayed = _result(result)
-        human = row.kind == "override"
+        replayed = _application_run(self.engine, row.policy_version, row.features)
+        differences = (
+            [f"{k} {replayed[k]!r}, stored {stored[k]!r}" for k in _COMPARED if stored[k] != replayed[k]]
+            if replayed["replayable"] and not human
+            else []
+        )
+        if human:  # a human override is not the policy's answer: the replay shows what the policy said instead
+            reproduced = None
+            why = (
+                f"a person made this decision (case {row.inputs.get('case_id')}); the replay shows what policy "
+                f"{row.policy_version} said instead"
+            )
+        elif not replayed["replayable"]:
+            reproduced, why = None, replayed["why"]
+        elif differences:
+            reproduced = False
+            why = f"policy {row.policy_version} gives a different result ({'; '.join(differences)}): investigate"
+        else:
+            reproduced = True
+            why = f"policy {row.policy_version} gives the same outcome, reasons, limit and APR"
         out: dict[str, Any] = {
             "decision_id": decision_id,
             "kind": row.kind,
+            "decision_kind": root,
             "stored": stored,
             "policy_version": row.policy_version,
             "model_version": row.model_version,
             "in_force": replayed,
-            # A human override is not the policy's answer: the replay shows what the policy said instead.
-            "reproduced": None if human else all(stored[k] == replayed[k] for k in _COMPARED),
+            "reproduced": reproduced,
+            "why": why,
+            "differences": differences,
             "compared_with": None,
         }
-        try:
-            other = self.engine.policy_or_404(policy_version) if policy_version else self.engine.policy()
-        except FengkongError as exc:
-            raise FengkongError(exc.code, exc.message, "policy_version", exc.status) from None
         if other.version != row.policy_version:
-            out["compared_with"] = {"policy_version": other.version, **_result(other.decide_row(row.features))}
+            out["compared_with"] = {
+                "policy_version": other.version,
+                **_application_run(self.engine, other.version, row.features),
+            }
+        return out
+
+    def _replay_drawdown(self, row: Any, other_version: str, human: bool) -> dict[str, Any]:
+        """:meth:`replay` of a drawdown decision (or of a person's decision in place of one): the drawdown rules
+        run again by ``fengkong.lines.drawdown_explain.replay``, in the shape of an application's replay."""
+        from fengkong.lines.drawdown_explain import drawdown_root
+        from fengkong.lines.drawdown_explain import replay as replay_drawdown
+
+        original = drawdown_root(self.engine, row)
+        if original is None:
+            raise FengkongError("not_replayable", f"decision {row.id} names no drawdown decision", "decision_id", 422)
+        inputs = original.inputs or {}
+        stored = {
+            "outcome": row.outcome,
+            "reasons": list(row.reasons),
+            "rule_hits": list(row.rule_hits),
+            "amount": float(inputs.get("amount") or 0) or None,
+            "term": inputs.get("term"),
+            "apr": row.apr,
+            "score": None,  # drawdowns are not scored: the drawdown rules alone decide
+        }
+        ran = replay_drawdown(self.engine, original)
+        in_force = _drawdown_run(ran)
+        if human:
+            reproduced = None
+            why = (
+                f"a person made this decision (case {row.inputs.get('case_id')}) in place of the drawdown rules' "
+                f"{original.outcome} ({original.id}); the replay shows what the drawdown rules of policy "
+                f"{original.policy_version} said"
+            )
+        elif not ran["replayable"]:
+            reproduced, why = None, f"not replayable: {ran['why']}"
+        elif ran["reproduced"]:
+            reproduced = True
+            why = (
+                f"the drawdown rules of policy {original.policy_version}, run again over the stored features, give "
+                "the same outcome, reasons and rules"
+            )
+        else:
+            reproduced = False
+            why = (
+                f"the drawdown rules of policy {original.policy_version}, run again over the stored features, give "
+                f"a different result ({'; '.join(ran['differences'])}): investigate"
+            )
+        out: dict[str, Any] = {
+            "decision_id": row.id,
+            "kind": row.kind,
+            "decision_kind": "drawdown",
+            "stored": stored,
+            "policy_version": original.policy_version,
+            "model_version": row.model_version,
+            "in_force": in_force,
+            "reproduced": reproduced,
+            "why": why,
+            "differences": [] if human else list(ran["differences"]),
+            "compared_with": None,
+        }
+        if other_version != original.policy_version:
+            today = replay_drawdown(self.engine, original, other_version)
+            out["compared_with"] = {"policy_version": other_version, **_drawdown_run(today)}
         return out
 
     # ------------------------------------------------------------------------------------------ working
@@ -1625,14 +1714,35 @@ def _already_resolved(row: Any) -> FengkongError:
     )
 
 
-def _result(result: Any) -> dict[str, Any]:
+def _application_run(engine: Engine, version: str, features: Mapping[str, Any]) -> dict[str, Any]:
+    """Stored application features decided again by one policy version; a version that cannot decide them (a
+    feature it reads is missing, the version cannot be loaded) is said to be not replayable, with why."""
+    try:
+        result = engine.policy(version).decide_row(features)
+    except (FengkongError, KeyError, TypeError, ValueError) as exc:
+        why = f"policy {version} cannot decide the stored features again: {type(exc).__name__}"
+        return {"replayable": False, "why": why, "outcome": None, "reasons": [], "limit": None, "apr": None,
+                "score": None, "rule_hits": []}  # fmt: skip
     return {
+        "replayable": True,
+        "why": None,
         "outcome": result.outcome.value,
         "reasons": list(result.reasons),
         "limit": result.limit,
         "apr": result.apr,
         "score": result.score,
         "rule_hits": [h.id for h in result.rule_hits],
+    }
+
+
+def _drawdown_run(ran: Mapping[str, Any]) -> dict[str, Any]:
+    """One run of the drawdown rules (``drawdown_explain.replay``) as a replay reports it."""
+    return {
+        "replayable": ran["replayable"],
+        "why": ran["why"],
+        "outcome": ran["outcome"],
+        "reasons": list(ran["reasons"]),
+        "rule_hits": list(ran["rule_hits"]),
     }
 
 

@@ -222,13 +222,15 @@ def customer_view(
 # ------------------------------------------------------------------------------------------ replay
 
 
-def replay(engine: Engine, original: Any) -> dict[str, Any]:
+def replay(engine: Engine, original: Any, policy_version: str | None = None) -> dict[str, Any]:
     """The stored drawdown decided again from its stored features by the drawdown rules of the policy version
-    that decided it. ``reproduced`` says whether the outcome, reasons and rules that fired are the same; a record
-    that lacks a feature those rules read (or a version that can no longer be compiled) is said plainly to be
-    not replayable (``reproduced: null``), never reported as a mismatch."""
+    that decided it (or of ``policy_version``: what those rules would say today). ``reproduced`` says whether the
+    outcome, reasons and rules that fired are the same as stored; a record that lacks a feature those rules read
+    (or a version that can no longer be compiled) is said plainly to be not replayable (``reproduced: null``),
+    never reported as a mismatch. The one drawdown replay: the explanation and every replay door use it."""
+    version = policy_version or original.policy_version
     out: dict[str, Any] = {
-        "policy_version": original.policy_version,
+        "policy_version": version,
         "replayable": False,
         "why": None,
         "outcome": None,
@@ -238,16 +240,16 @@ def replay(engine: Engine, original: Any) -> dict[str, Any]:
         "differences": [],
     }
     try:
-        policy = engine.policy(original.policy_version)
+        policy = engine.policy(version)
         rules = drawdown_rules(policy)
     except (FengkongError, KeyError, TypeError, ValueError) as exc:
-        out["why"] = f"the drawdown rules of policy {original.policy_version} cannot be loaded: {type(exc).__name__}"
+        out["why"] = f"the drawdown rules of policy {version} cannot be loaded: {type(exc).__name__}"
         return out
     features = dict(original.features or {})
     missing = sorted(set().union(*(rule.names for rule in rules)) - set(features)) if rules else []
     if missing:
         out["why"] = (
-            f"the stored record lacks feature(s) the drawdown rules of policy {original.policy_version} read: "
+            f"the stored record lacks feature(s) the drawdown rules of policy {version} read: "
             f"{', '.join(missing)}; the decision cannot be made again from it"
         )
         return out

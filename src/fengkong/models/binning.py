@@ -184,10 +184,11 @@ def fit_binnings(
     """Fit optbinning's ``OptimalBinning`` on every column (in ``columns`` order).
 
     ``monotonic``: feature → ``asc``/``desc``; every other number gets ``auto_asc_desc`` (``None``: no trend, for
-    information values only: then the best bins are the pre-bins, whose IV is read without solving). ``prebin_rows``: above this many rows, pre-bin on a stratified sample of that
-    size (``None`` or 0: always on every row). ``prebinning``: optbinning's ``prebinning_method`` for numbers;
-    ``auto`` is its default (CART) on every row, the quantiles of the sample when there is one. ``min_iv``: on a
-    sampled table, a feature whose pre-bins' IV is below it is screened out without solving (see above)."""
+    information values only: then the best bins are the pre-bins, whose IV is read without solving).
+    ``prebin_rows``: above this many rows, pre-bin on a stratified sample of that size (``None`` or 0: always on
+    every row). ``prebinning``: optbinning's ``prebinning_method`` for numbers; ``auto`` is its default (CART)
+    on every row, the quantiles of the sample when there is one. ``min_iv``: on a sampled table, a feature whose
+    pre-bins' IV is below it is screened out without solving (see above)."""
     sample = None
     if prebin_rows and train.height > prebin_rows:
         sample = stratified_sample(y, prebin_rows, seed)

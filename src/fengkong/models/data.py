@@ -73,11 +73,19 @@ def write_table(frame: pl.DataFrame, path: str | Path) -> None:
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):
         raise _bad("unsupported_file", f"{path}: write to a .csv or .parquet file", "out")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        frame.write_csv(path)
-    else:
-        frame.write_parquet(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".csv":
+            frame.write_csv(path)
+        else:
+            frame.write_parquet(path)
+    except OSError as exc:
+        raise unwritable(path, exc, "out") from None
+
+
+def unwritable(path: Path, exc: OSError, field: str) -> FengkongError:
+    """A file or folder that cannot be written (no permission, no space, a file where a folder should be)."""
+    return _bad("unwritable_path", f"{path}: cannot write there: {exc.strerror or exc}", field)
 
 
 def fingerprint(frame: pl.DataFrame) -> str:
@@ -197,16 +205,17 @@ def feature_columns(
 
 
 def _numeric_identifier(column: pl.Series) -> bool:
-    """Whole numbers of at least ten digits, distinct on at least 95 % of the rows (checked in that order: the
-    cheap test first, so a table of ordinary measurements costs one minimum per column)."""
+    """Whole numbers of at least ten digits, distinct on at least 95 % of the rows. The cheap test first (one
+    minimum, which skips missing values and NaN), so a table of ordinary measurements costs a pass per column."""
+    lowest = column.min()
+    if lowest is None or float(lowest) < IDENTIFIER_DIGITS:  # type: ignore[arg-type]
+        return False
     values = column.drop_nulls()
     if column.dtype in (pl.Float32, pl.Float64):
         values = values.drop_nans()
-    if values.len() < 50 or float(values.abs().min()) < IDENTIFIER_DIGITS:  # type: ignore[arg-type]
-        return False
-    if column.dtype in (pl.Float32, pl.Float64) and not bool((values == values.round(0)).all()):
-        return False
-    return values.n_unique() >= 0.95 * values.len()
+        if not bool((values == values.round(0)).all()):
+            return False
+    return values.len() >= 50 and values.n_unique() >= 0.95 * values.len()
 
 
 def normalized(frame: pl.DataFrame, columns: Sequence[FeatureColumn]) -> pl.DataFrame:

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from fengkong.errors import FengkongError, not_found
 from fengkong.models.base import ModelResolver, ScoreModel
 from fengkong.models.calibration import Scaling
-from fengkong.models.data import binary_target, read_table, write_table
+from fengkong.models.data import binary_target, read_table, unwritable, write_table
 from fengkong.models.gbdt import GbdtModel, parse_model
 from fengkong.models.metrics import performance, psi_against
 from fengkong.models.monitor import Thresholds, monitor
@@ -434,9 +434,7 @@ class ModelDesk:
         frame = read_table(data) if isinstance(data, str | Path) else data
         unknown = [c for c in exclude if c not in frame.columns]
         if unknown:  # a misspelt --exclude would silently keep the column it meant to leave out
-            raise FengkongError(
-                "feature_not_found", f"exclude: the data has no column {unknown[0]!r}", unknown[0], 422
-            )
+            raise FengkongError("feature_not_found", f"exclude: the data has no column {unknown[0]!r}", unknown[0], 422)
         try:
             scaling = Scaling(base_points=base_points, base_odds=base_odds, pdo=pdo)
         except ValueError as exc:
@@ -537,7 +535,7 @@ class ModelDesk:
             psi=stability_lines(stability, scored, inputs),
             stability=stability,
         )
-        md, html = write_report(report_in, Path(out_dir))
+        md, html = write_report(report_in, Path(out_dir), field="out")
         return {"model": label, "metrics": metrics, "report": [str(md), str(html)]}
 
     def monitor(
@@ -560,10 +558,15 @@ class ModelDesk:
         """Write the artefact (``NAME@VERSION.json``; a GBDT also as LightGBM's ``NAME@VERSION.txt``)."""
         row, model = self._loaded(name, version)
         folder = Path(out_dir)
-        folder.mkdir(parents=True, exist_ok=True)
         paths = [folder / f"{model.version_label}.json"]
-        paths[0].write_text(row["artefact"], encoding="utf-8")
+        texts = [row["artefact"]]
         if isinstance(model, GbdtModel):
             paths.append(folder / f"{model.version_label}.txt")
-            paths[1].write_text(model.spec.booster, encoding="utf-8")
+            texts.append(model.spec.booster)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for path, text in zip(paths, texts, strict=True):
+                path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise unwritable(folder, exc, "out") from None
         return paths

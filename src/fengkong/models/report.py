@@ -22,6 +22,7 @@ import numpy.typing as npt
 import polars as pl
 
 from fengkong.models.base import ScoreModel
+from fengkong.models.data import unwritable
 from fengkong.models.gbdt import GbdtModel
 from fengkong.models.metrics import psi_against, psi_reading
 from fengkong.models.scorecard import Scorecard
@@ -54,18 +55,22 @@ class ReportInput:
     stability: Mapping[str, Any] | None = None  # training bins, for the decile tables of a GBDT
 
 
-def write_report(data: ReportInput, out_dir: Path) -> tuple[Path, Path]:
-    """Write ``report.md`` (+ PNGs) and ``report.html`` into ``out_dir``; returns both paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def write_report(data: ReportInput, out_dir: Path, field: str = "report") -> tuple[Path, Path]:
+    """Write ``report.md`` (+ PNGs) and ``report.html`` into ``out_dir``; returns both paths. A folder that
+    cannot be written is a FengkongError naming ``field`` (the option that gave the folder)."""
     images = _plots(data)
-    for name, png in images.items():
-        (out_dir / f"{name}.png").write_bytes(png)
     tables = _bin_tables(data)
     md = _markdown(data, images, tables)
     html = _html(data, images, tables)
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
-    md_path.write_text(md, encoding="utf-8")
-    html_path.write_text(html, encoding="utf-8")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, png in images.items():
+            (out_dir / f"{name}.png").write_bytes(png)
+        md_path.write_text(md, encoding="utf-8")
+        html_path.write_text(html, encoding="utf-8")
+    except OSError as exc:
+        raise unwritable(out_dir, exc, field) from None
     return md_path, html_path
 
 
