@@ -226,6 +226,35 @@ def test_grouped_calibration_fits_the_same_curve_as_every_row() -> None:
     assert np.allclose(iso.pd(grid, scaling), np.clip(every.predict(grid), 1e-6, 1 - 1e-6), atol=1e-12)
 
 
+def test_boosting_uses_the_cores_the_load_leaves_free_and_the_model_does_not_depend_on_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    from fengkong.models.train import boosting_threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    for load, threads in ((0.2, 4), (1.4, 3), (2.6, 1), (9.0, 1)):
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
+        assert boosting_threads() == threads
+    monkeypatch.undo()
+    from threadpoolctl import threadpool_info
+
+    seen: dict[int, set[int]] = {1: set(), 2: set()}
+
+    def train(n: int) -> str:
+        def step(task: str, done: int, total: int) -> None:
+            if task.startswith("boosting") and 0 < done < total:  # LightGBM's OpenMP pool, round by round
+                seen[n].update(i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp")
+
+        options = TrainOptions(kind="gbdt", target="bad", features=APP_FEATURES, rounds=500, n_jobs=n)
+        return train_model(history(), options, "t", "1", progress=step).artefact
+
+    one, two = train(1), train(2)
+    assert seen == {1: {1}, 2: {2}}
+    assert one == two  # the text model records no thread count
+
+
 def test_gbdt_information_values_cover_every_candidate() -> None:
     frame = history().with_columns(pl.col("monthly_income").alias("income_copy"))
     options = TrainOptions(kind="gbdt", target="bad", features=[*APP_FEATURES, "income_copy"], rounds=20)

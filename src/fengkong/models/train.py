@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import time
 import warnings
@@ -104,7 +105,7 @@ class TrainOptions:
     # optbinning's prebinning_method for numbers: auto = cart (its default) on every row, or the quantiles of
     # the sample when there are more than prebin_rows training rows; or cart / quantile in both cases
     prebinning: str = "auto"
-    n_jobs: int | None = None  # threads for binning and boosting (None: one per core; LightGBM leaves one free)
+    n_jobs: int | None = None  # threads for binning and boosting (None: binning one per core; boosting see below)
     rounds: int = 500
     learning_rate: float = 0.1
     num_leaves: int = 15
@@ -385,6 +386,7 @@ def _train_gbdt(
 ) -> Trained:
     import lightgbm as lgb
     from sklearn.model_selection import train_test_split  # type: ignore[import-untyped, unused-ignore]
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped, unused-ignore]
 
     train, y_train = parts.train, parts.y_train
     fit_rows, cal_rows = train_test_split(  # positions among the training rows
@@ -441,17 +443,16 @@ def _train_gbdt(
     def tick(env: Any) -> None:
         step("boosting (LightGBM)", env.iteration + 1, options.rounds)
 
-    # LightGBM's OpenMP threads spin when they must share a core with other work and then slow down several-fold
-    # (measured on 2 cores with another process busy: 100 rounds took 0.8 CPU seconds on one thread, 6 on two),
-    # so by default one core is left to the rest of the machine
-    threads = options.n_jobs or max(1, (os.cpu_count() or 1) - 1)
-    booster = lgb.train(
-        {**params, "num_threads": threads},
-        fit_set,
-        num_boost_round=options.rounds,
-        valid_sets=[stop_set],
-        callbacks=[lgb.early_stopping(max(5, min(20, options.rounds // 10)), verbose=False), tick],
-    )
+    # LightGBM's OpenMP threads are limited from outside (threadpoolctl) rather than by its num_threads
+    # parameter, which its text model would record: the artefact must not depend on the machine's load
+    with threadpool_limits(limits=options.n_jobs or boosting_threads(), user_api="openmp"):
+        booster = lgb.train(
+            params,
+            fit_set,
+            num_boost_round=options.rounds,
+            valid_sets=[stop_set],
+            callbacks=[lgb.early_stopping(max(5, min(20, options.rounds // 10)), verbose=False), tick],
+        )
     step("boosting (LightGBM)", options.rounds, options.rounds)
     best = booster.best_iteration or booster.current_iteration()
     text = booster.model_to_string(num_iteration=best)
@@ -492,6 +493,21 @@ def _train_gbdt(
     return _validated(
         "gbdt", artefact, model, model.features, parts, columns, options, parameters, iv, step, train_score=train_score
     )
+
+
+def boosting_threads() -> int:
+    """LightGBM's threads: one per core that other work is not already using (by the 1-minute load average).
+
+    OpenMP threads that must share a core with another busy process spin at every barrier and slow down
+    several-fold, while on a quiet machine every core helps (``benchmarks/models.py`` times the LightGBM
+    baseline on its default threads and on one, and prints both). The model does not depend on the number
+    (``deterministic``; tested)."""
+    cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:  # not every platform reports a load average
+        busy = 0.0
+    return max(1, min(cores, cores - math.floor(busy + 0.5)))
 
 
 def _information_values(
