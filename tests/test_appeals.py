@@ -146,6 +146,49 @@ def test_the_customer_view_states_reasons_without_fraud_rules_or_codes(
     assert "product is 18-65" not in json.dumps(status)  # the analyst's note stays internal
 
 
+def test_an_analyst_who_made_a_persons_decision_on_it_never_decides_the_appeal(
+    sqlite_engine: Any, application: dict[str, Any]
+) -> None:
+    """Four eyes are two people independent of what is appealed: whoever made a person's decision on the appealed
+    decision (here a review of the declined application, while the customer's appeal waits) can neither resolve
+    nor approve the appeal; refused naming the field, nothing changed."""
+    engine = sqlite_engine
+    a3, a4 = "key:analyst0003", "key:analyst0004"
+    declined = engine.decide(declined_app(application, "cust-ind"))
+    filed = engine.cases.appeal("cust-ind", decision_id=declined.decision_id, message="my age is 40", language="en")
+    case_id = filed["case_id"]
+    engine.cases.claim(case_id, A2)
+    pending = engine.cases.resolve(case_id, A2, "upheld", "ID card shows 1986", limit=8000)
+    assert pending["status"] == "pending_second_approval"
+    # meanwhile A1 reviews the same decision and declines it: A1 is no longer independent of it
+    review = engine.cases.open("review", "cust-ind", decision_id=declined.decision_id, actor="system")
+    engine.cases.claim(review["case_id"], A1)
+    person = engine.cases.resolve(review["case_id"], A1, "decline", "age 70 on the bureau file")
+    person_id = person["result"]["override_decision_id"]
+    err = refused(engine, "analyst_not_independent", "analyst", engine.cases.approve, case_id, A1, "agree")
+    assert err.message.startswith(f"analyst: {A1} made the person's decision {person_id} (decline)")
+    assert "another analyst must take it" in err.message
+    # the proposer too: A2 then declines it on another review; a third analyst cannot let A2's proposal through,
+    # but can send it back
+    second = engine.cases.open(
+        "review", "cust-ind", decision_id=declined.decision_id, source="review:manual:second-look", actor="system"
+    )
+    engine.cases.claim(second["case_id"], A2)
+    engine.cases.resolve(second["case_id"], A2, "decline", "agree with the bureau file")
+    err = refused(engine, "analyst_not_independent", "case_id", engine.cases.approve, case_id, a3, "agree")
+    assert err.message.startswith(f"{A2} proposed this resolution but made the person's decision")
+    returned = engine.cases.approve(case_id, a3, "A2 decided it on review; another analyst must", approve=False)
+    assert (returned["status"], returned["assignee"]) == ("claimed", A2)
+    refused(engine, "analyst_not_independent", "analyst", engine.cases.resolve, case_id, A2, "rejected", "stands")
+    engine.cases.release(case_id, A2)
+    refused(engine, "analyst_not_independent", "analyst", engine.cases.claim, case_id, A1)
+    engine.cases.claim(case_id, a3)
+    engine.cases.resolve(case_id, a3, "upheld", "ID card shows 1986", limit=8000)
+    done = engine.cases.approve(case_id, a4, "agree")
+    assert done["status"] == "resolved" and done["result"]["decided_by"] == [a3, a4]
+    assert engine.verify_audit().ok
+
+
 def test_an_upheld_appeal_of_a_line_freeze_restores_the_line(sqlite_engine: Any, application: dict[str, Any]) -> None:
     engine = sqlite_engine
     data = copy.deepcopy(application)
@@ -178,6 +221,9 @@ def test_an_upheld_appeal_of_a_line_freeze_restores_the_line(sqlite_engine: Any,
     filed = engine.cases.appeal("cust-line", line_action_id=freeze_id, message="my line was locked", language="en")
     case = engine.cases.get(filed["case_id"])
     assert case["line"]["status"] == "frozen" and case["line_action"]["action"] == "freeze"
+    # the person who froze the line does not decide the appeal against it
+    err = refused(engine, "analyst_not_independent", "analyst", engine.cases.claim, filed["case_id"], "ops")
+    assert f"made the line freeze {freeze_id} appealed" in err.message
     engine.cases.claim(filed["case_id"], A1)
     done = engine.cases.resolve(filed["case_id"], A1, "upheld", "alerts were the customer's new phone")
     assert done.get("follow_ups") is None

@@ -405,11 +405,97 @@ def test_replay_under_the_version_in_force_and_another(sqlite_engine: Any, appli
     engine.publish_policy(load_policy_text(yaml.safe_dump(data)), actor="test", activate=True)
     replay = engine.cases.replay(decision.decision_id)
     assert replay["reproduced"] is True and replay["in_force"]["outcome"] == "review"
+    assert (replay["decision_kind"], replay["differences"]) == ("application", [])
+    assert replay["why"] == f"policy {decision.policy_version} gives the same outcome, reasons, limit and APR"
     assert replay["compared_with"]["policy_version"] == "strict-devices"
     assert replay["compared_with"]["outcome"] == "decline"
     with pytest.raises(FengkongError) as info:
         engine.cases.replay(decision.decision_id, "no-such-version")
     assert (info.value.code, info.value.field, info.value.status) == ("unknown_policy_version", "policy_version", 404)
+
+
+def test_a_drawdown_is_replayed_by_the_drawdown_rules_of_its_version_at_every_replay_door(
+    sqlite_engine: Any, application: dict[str, Any]
+) -> None:
+    """``engine.cases.replay`` and ``GET /v1/decisions/{id}/replay`` replay a drawdown through the one drawdown
+    replay (the drawdown rules of the version in force then, and of another version), in an application replay's
+    shape: reproduced true, false, or null with why."""
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from conftest import TEST_SECRET
+    from fengkong.api import create_app
+    from fengkong.cli import app as cli_app
+    from test_drawdowns import ask, open_line
+
+    engine = sqlite_engine
+    lid = open_line(engine, application, "dd-replay")["line_id"]
+    held = engine.lines.drawdown(lid, ask(400, call_in_progress=True))
+    old = engine.policy().version
+    data = yaml.safe_load(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
+    data["version"] = "dd-any"  # drops the call rule; holds every drawdown above 100 for a person
+    rules = [r for r in data["lines"]["drawdowns"]["rules"] if r["id"] != "DD_CALL_IN_PROGRESS"]
+    rules.insert(
+        0, {"id": "DD_ANY", "when": "drawdown_amount > 100", "action": "review", "reason": "LARGE_REQUEST_REVIEW"}
+    )
+    data["lines"]["drawdowns"]["rules"] = rules
+    engine.publish_policy(load_policy_text(yaml.safe_dump(data)), actor="test", activate=True)
+
+    replay = engine.cases.replay(held.decision_id)
+    assert (replay["decision_kind"], replay["kind"], replay["policy_version"]) == ("drawdown", "drawdown", old)
+    assert replay["stored"] == {
+        "outcome": "review", "reasons": ["SCAM_VICTIM_SUSPECTED"], "rule_hits": ["DD_CALL_IN_PROGRESS"],
+        "amount": 400.0, "term": 12, "apr": replay["stored"]["apr"], "score": None,
+    }  # fmt: skip
+    assert replay["in_force"] == {
+        "replayable": True, "why": None, "outcome": "review", "reasons": ["SCAM_VICTIM_SUSPECTED"],
+        "rule_hits": ["DD_CALL_IN_PROGRESS"],
+    }  # fmt: skip
+    assert (replay["reproduced"], replay["differences"]) == (True, [])
+    assert replay["why"].startswith(f"the drawdown rules of policy {old}") and "same outcome" in replay["why"]
+    today = replay["compared_with"]  # never the application policy: no score, no limit
+    assert (today["policy_version"], today["outcome"], today["reasons"], today["rule_hits"]) == (
+        "dd-any", "review", ["LARGE_REQUEST_REVIEW"], ["DD_ANY"]
+    )  # fmt: skip
+    assert engine.cases.replay(held.decision_id, old)["compared_with"] is None
+    refused(engine, "unknown_policy_version", "policy_version", engine.cases.replay, held.decision_id, "nope")
+
+    client = TestClient(create_app(engine), raise_server_exceptions=False)
+    key = engine.create_api_key("analyst")
+    r = client.get(f"/v1/decisions/{held.decision_id}/replay", headers={"X-API-Key": key})
+    assert r.status_code == 200, r.json()
+    assert r.json() == replay
+    r = client.get(f"/v1/decisions/{held.decision_id}/replay?policy_version=nope", headers={"X-API-Key": key})
+    assert (r.status_code, r.json()["field"]) == (404, "policy_version")
+    env = {"FENGKONG_DATABASE_URL": str(engine.db.url), "FENGKONG_SECRET_KEY": TEST_SECRET, "COLUMNS": "300"}
+    shown = CliRunner().invoke(cli_app, ["cases", "show", held.case_id], env=env, catch_exceptions=False)
+    assert shown.exit_code == 0, shown.output
+    assert f"replay under {old}: reproduced=True (the drawdown rules of policy {old}" in shown.output
+
+    # a person's decision: null, with why; the replay shows what the drawdown rules said
+    engine.cases.claim(held.case_id, A1)
+    override_id = engine.cases.resolve(held.case_id, A1, "decline", "no answer on the number on file")["result"][
+        "override_decision_id"
+    ]
+    by_person = engine.cases.replay(override_id)
+    assert (by_person["kind"], by_person["decision_kind"], by_person["reproduced"]) == ("override", "drawdown", None)
+    assert by_person["stored"]["outcome"] == "decline" and by_person["in_force"]["outcome"] == "review"
+    assert f"a person made this decision (case {held.case_id})" in by_person["why"]
+
+    # a record that no longer matches its rules: false, with the differences; one lacking a feature: null, why
+    with engine.db.begin() as conn:
+        features = conn.execute(sa.select(decisions.c.features).where(decisions.c.id == held.decision_id)).scalar_one()
+        edited = {**features, "drawdown_call_in_progress": False}
+        conn.execute(sa.update(decisions).where(decisions.c.id == held.decision_id).values(features=edited))
+    tampered = engine.cases.replay(held.decision_id)
+    assert tampered["reproduced"] is False and tampered["in_force"]["outcome"] == "approve"
+    assert tampered["differences"][0] == "outcome approve, stored review" and "investigate" in tampered["why"]
+    with engine.db.begin() as conn:
+        gone = {k: v for k, v in edited.items() if k != "customer_drawdowns_1h"}
+        conn.execute(sa.update(decisions).where(decisions.c.id == held.decision_id).values(features=gone))
+    lacking = engine.cases.replay(held.decision_id)
+    assert (lacking["reproduced"], lacking["in_force"]["replayable"]) == (None, False)
+    assert lacking["why"].startswith("not replayable") and "customer_drawdowns_1h" in lacking["why"]
 
 
 def test_a_batch_of_cases_opens_in_one_go_in_order_once_per_source(engine: Any) -> None:
@@ -463,17 +549,21 @@ def audit_kinds_count(engine: Any) -> int:
 def test_held_and_declined_drawdowns_are_shown_and_appealed_as_drawdowns(
     sqlite_engine: Any, application: dict[str, Any]
 ) -> None:
-    """A drawdown decision is not an application: its case shows the drawdown rules, it is not replayed under the
-    application policy, and an appeal upheld opens no new credit line."""
+    """A drawdown decision is not an application: its case shows the drawdown rules, it is replayed by the drawdown
+    rules of its own version (never the application policy), and an appeal upheld opens no new credit line."""
     from test_drawdowns import ask, open_line
 
     engine = sqlite_engine
     line = open_line(engine, application, "dd-case")
     held = engine.lines.drawdown(line["line_id"], ask(500, call_in_progress=True, language="en"))
     case = engine.cases.get(held.case_id)
-    assert (case["type"], case["decision_kind"], case["replay"]) == ("held_drawdown", "drawdown", None)
-    err = refused(engine, "not_replayable", "decision_id", engine.cases.replay, held.decision_id)
-    assert "drawdown rules" in err.message
+    assert (case["type"], case["decision_kind"]) == ("held_drawdown", "drawdown")
+    replay = case["replay"]
+    assert replay == engine.cases.replay(held.decision_id)
+    assert (replay["decision_kind"], replay["reproduced"], replay["in_force"]["rule_hits"]) == (
+        "drawdown", True, ["DD_CALL_IN_PROGRESS"]
+    )  # fmt: skip
+    assert replay["in_force"]["outcome"] == "review" and replay["stored"]["score"] is None
     # a person is deciding the held drawdown now: an appeal waits for that answer
     refused(
         engine, "decision_under_review", "decision_id", engine.cases.appeal, "dd-case",

@@ -630,13 +630,37 @@ def test_a_held_drawdown_reads_as_a_drawdown(console: Console) -> None:
     console.login("ana", password)
     case_page = console.client.get(f"/console/cases/{held.case_id}")
     assert case_page.status_code == 200 and 'id="drawdown-decision"' in case_page.text
-    assert "DD_CALL_IN_PROGRESS" in case_page.text and 'id="case-replay"' not in case_page.text
-    assert "under policy" not in case_page.text  # not the application policy's summary of drawdown features
+    assert "DD_CALL_IN_PROGRESS" in case_page.text and "under policy" not in case_page.text  # not the application's
+    case_replay = case_page.text.split('id="case-replay"', 1)[1].split("</table>", 1)[0]
+    assert f"drawdown rules of policy {held.policy_version} (in force then)" in case_replay
+    assert case_replay.count("DD_CALL_IN_PROGRESS") == 2  # stored, and the same rule again in the replay
+    assert 'id="release-hint"' not in case_page.text  # (shown once claimed, in the resolve form)
     decision_page = console.client.get(f"/console/decisions/{held.decision_id}")
     assert decision_page.status_code == 200 and 'id="drawdown-decision"' in decision_page.text
-    assert 'id="reproduced"' not in decision_page.text and 'id="replay"' not in decision_page.text
+    assert 'id="reproduced"' not in decision_page.text and 'id="replay"' in decision_page.text
+    # the replay page runs the drawdown rules (one replay: engine.cases.replay), never the application policy
     replay = console.client.get(f"/console/decisions/{held.decision_id}/replay")
-    assert replay.status_code == 422 and "drawdown rules" in problem(replay)
+    assert replay.status_code == 200 and "drawdown rules" in replay.text and 'id="replay-table"' in replay.text
+    assert re.findall(r'<td class="same">(yes|no)</td>', replay.text) == ["yes"]
+    assert (
+        "<th>rules fired</th>" in replay.text and ">APR<" not in replay.text and "give the same outcome" in replay.text
+    )
+    # a new version without the call rule goes live: what the same facts would get today
+    data = yaml.safe_load(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
+    data["version"] = "no-call-rule"
+    rules = data["lines"]["drawdowns"]["rules"]
+    data["lines"]["drawdowns"]["rules"] = [r for r in rules if r["id"] != "DD_CALL_IN_PROGRESS"]
+    engine.publish_policy(load_policy_text(yaml.safe_dump(data)), actor="test", activate=True)
+    replay = console.client.get(f"/console/decisions/{held.decision_id}/replay")
+    rows = re.findall(r'<tr class="replay-run">\s*<th>([^<]+)</th><td>([^<]+)</td>', replay.text)
+    assert rows == [("version in force at the time", held.policy_version), ("active now", "no-call-rule")]
+    assert re.findall(r'<td class="same">(yes|no)</td>', replay.text) == ["yes", "no"]
+    assert 'class="badge approve"' in replay.text
+    engine.cases.claim(held.case_id, "user:ana")
+    claimed = console.client.get(f"/console/cases/{held.case_id}")
+    assert (
+        'id="release-hint"' in claimed.text and "second analyst" not in claimed.text.split('id="release-hint"')[1][:300]
+    )
 
 
 def test_a_human_decision_says_who_made_it(console: Console) -> None:

@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from fengkong.errors import FengkongError
-from fengkong.store.tables import cases, decisions, events
+from fengkong.policy.loader import DEFAULT_POLICY_PATH, load_policy_text
+from fengkong.store.tables import cases, credit_lines, decisions, events
 from test_drawdowns import ask, money, open_line
 
-A1, A2 = "key:analyst0001", "key:analyst0002"
+A1, A2, A3 = "key:analyst0001", "key:analyst0002", "key:analyst0003"
 MULE = "6222999900001111"
 
 
@@ -129,13 +131,12 @@ def test_an_appeal_the_line_can_no_longer_pay_is_refused_and_changes_nothing(
     with pytest.raises(Exception):
         engine.loans.get(f"loan-{declined.decision_id}")
 
-    # the payment itself checks the line again, atomically: a released hold on a line frozen meanwhile
+    # money never moves without a person's recorded decision: the drawdowns' own release refuses a mere hold
     lid2 = open_line(engine, application, "da-2b")["line_id"]
     held = engine.lines.drawdown(lid2, ask(200, call_in_progress=True))
-    engine.lines.act(lid2, "freeze", actor="ana", note="checking")
     before = money(engine)
-    err = refused("line_not_active", "decision_id", engine.lines._drawdowns.release, held.decision_id, "case:x")
-    assert err.message.startswith(f"drawdown {held.decision_id} cannot be paid out now") and money(engine) == before
+    err = refused("drawdown_not_approved", "decision_id", engine.lines._drawdowns.release, held.decision_id, "case:x")
+    assert "is held and no person has approved it yet" in err.message and money(engine) == before
     assert engine.verify_audit().ok
 
 
@@ -191,15 +192,26 @@ def test_a_held_drawdown_a_person_declines_tells_the_customer_and_can_be_appeale
     assert original["explanation"]["analyst"]["status"]["state"] == "declined by a person"
     assert original["explanation"]["customer"]["en"]["notice"] == notice["en"]  # what stands now: the person's word
 
-    # the customer appeals; a person (with a second one: it overrides a decline) pays it out after all
+    # the customer appeals; two other people (four eyes: it overrides a decline) pay it out after all. The analyst
+    # who declined it may be neither of them: not the one who resolves, not the one who approves
     filed = engine.cases.appeal("da-3", decision_id=held.decision_id, message="It was me; my bank was on the phone")
     appeal = engine.cases.get(filed["case_id"])
     assert (appeal["evidence"]["outcome"], appeal["evidence"]["reasons"]) == ("decline", ["SCAM_VICTIM_SUSPECTED"])
-    engine.cases.claim(filed["case_id"], A1)
-    pending = engine.cases.resolve(filed["case_id"], A1, "upheld", "called back on the number on file; genuine")
+    before, state = money(engine), case_state(engine, filed["case_id"])
+    err = refused("analyst_not_independent", "analyst", engine.cases.claim, filed["case_id"], A1)
+    assert f"{A1} made the person's decision {override_id} (decline) on decision {held.decision_id}" in err.message
+    assert (money(engine), case_state(engine, filed["case_id"])) == (before, state)
+    engine.cases.claim(filed["case_id"], A2)
+    pending = engine.cases.resolve(filed["case_id"], A2, "upheld", "called back on the number on file; genuine")
     assert pending["proposal"]["why"] == "it overrides a person's decline of a held drawdown"
     assert engine.lines.available(lid) == available
-    paid = engine.cases.approve(filed["case_id"], A2, "agree")
+    before, state = money(engine), case_state(engine, filed["case_id"])
+    refused("analyst_not_independent", "analyst", engine.cases.approve, filed["case_id"], A1, "agree")
+    refused("analyst_not_independent", "analyst", engine.cases.approve, filed["case_id"], A1, "no", approve=False)
+    assert (money(engine), case_state(engine, filed["case_id"])) == (before, state)
+    assert engine.cases.get(filed["case_id"])["status"] == "pending_second_approval"
+    paid = engine.cases.approve(filed["case_id"], A3, "agree")
+    assert paid["result"]["decided_by"] == [A2, A3]
     assert paid["result"]["loan_id"] == f"loan-{held.decision_id}"
     assert engine.lines.available(lid) == pytest.approx(available - 500)
     assert engine.cases.customer_view(held.decision_id, "da-3", "en")["outcome"] == "approve"
@@ -214,4 +226,142 @@ def test_a_held_drawdown_a_person_declines_tells_the_customer_and_can_be_appeale
     )
     notice2 = engine._row(done2["result"]["override_decision_id"]).inputs["notice"]
     assert "we have paused borrowing and transfers" in notice2["en"] and "confirm this transfer" not in notice2["en"]
+    assert engine.verify_audit().ok
+
+
+def with_four_eyes_limit(engine: Any, limit: float, version: str) -> None:
+    """A new active policy version whose cases settings put the four-eyes threshold at ``limit``."""
+    data = yaml.safe_load(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
+    data["version"] = version
+    data["cases"] = {"four_eyes_limit": limit}
+    engine.publish_policy(load_policy_text(yaml.safe_dump(data)), actor="test", activate=True)
+
+
+def test_releasing_a_held_drawdown_is_a_persons_decision_paid_in_the_resolutions_transaction(
+    engine: Any, application: dict[str, Any]
+) -> None:
+    """A release is a person's approval stored with the notice the customer is sent, and the payment, in the case
+    resolution's own transaction: if the payment fails, nothing of the resolution is stored either."""
+    lid = open_line(engine, application, "da-4")["line_id"]
+    available = engine.lines.available(lid)
+    held = engine.lines.drawdown(lid, ask(700, call_in_progress=True, language="en"))
+    case_id = held.case_id
+    engine.cases.claim(case_id, A1)
+    before, state = money(engine), case_state(engine, case_id)
+    err = refused("invalid_field", "limit", engine.cases.resolve, case_id, A1, "release", "ok", limit=500)
+    assert "releasing a held drawdown pays it out as the customer asked for it" in err.message
+    err = refused(
+        "invalid_field",
+        "reasons",
+        engine.cases.resolve,
+        case_id,
+        A1,
+        "release",
+        "ok",
+        reasons=["SCAM_VICTIM_SUSPECTED"],
+    )
+    assert "reasons apply to a decline" in err.message
+    assert (money(engine), case_state(engine, case_id)) == (before, state)
+
+    seen = drawdowns_1h(engine, "da-4")
+    done = engine.cases.resolve(case_id, A1, "release", "called back on the number on file; no one else on the line")
+    loan_id = f"loan-{held.decision_id}"
+    assert done["status"] == "resolved" and "follow_ups" not in done  # 700: within the four-eyes limit, one analyst
+    assert (done["result"]["loan_id"], done["result"]["decided_by"]) == (loan_id, [A1])
+    person = engine._row(done["result"]["override_decision_id"])
+    assert (person.kind, person.assignment, person.outcome, person.limit_amount, person.reasons) == (
+        "override", "human", "approve", 700.0, []
+    )  # fmt: skip
+    assert (person.inputs["override_of"], person.inputs["case_id"], person.inputs["decided_by"]) == (
+        held.decision_id, case_id, [A1]
+    )  # fmt: skip
+    assert person.inputs["notice"]["en"] == (
+        "After review by a person, your drawdown of CNY 700 is approved and has been paid to the account you named. "
+        "It is repaid over 12 months."
+    )
+    assert person.inputs["notice"]["zh"].startswith("经人工复核，您的借款 700 元已获批准，并已发放至您指定的账户")
+    assert engine.lines.available(lid) == pytest.approx(available - 700)
+    assert float(engine.loans.get(loan_id)["principal"]) == 700
+    assert drawdowns_1h(engine, "da-4") == seen + 1
+    # the customer reads that a person decided and paid it; a paid drawdown has nothing left to appeal
+    view = engine.cases.customer_view(held.decision_id, "da-4", "en")
+    assert (view["decided_by"], view["outcome"], view["appeal"]["can_appeal"]) == ("person", "approve", False)
+    assert view["headline"].endswith("Your drawdown of CNY 700 is approved and has been paid to the account you named.")
+    refused("decided_by_person", "decision_id", engine.cases.appeal, "da-4", decision_id=held.decision_id, message="?")
+    status = engine.explain(held.decision_id)["explanation"]["analyst"]["status"]
+    assert (status["state"], status["person_decision_id"]) == ("paid", person.id)
+    assert engine.verify_audit().ok
+
+    # one transaction: a payment that fails as the money moves (here the loan id is taken) leaves no person's
+    # decision, no resolution and no change to the line behind it
+    held2 = engine.lines.drawdown(lid, ask(300, call_in_progress=True))
+    engine.loans.open_loan("da-4", "100", "0.1", 3, "equal_instalment", loan_id=f"loan-{held2.decision_id}")
+    engine.cases.claim(held2.case_id, A1)
+    before, state = money(engine), case_state(engine, held2.case_id)
+    refused("loan_id_conflict", "loan_id", engine.cases.resolve, held2.case_id, A1, "release", "called back")
+    assert (money(engine), case_state(engine, held2.case_id)) == (before, state)
+    assert engine.cases.get(held2.case_id)["status"] == "claimed"
+    assert engine.verify_audit().ok
+
+
+def test_a_release_above_the_four_eyes_limit_needs_a_second_analyst_and_refusals_change_nothing(
+    sqlite_engine: Any, application: dict[str, Any]
+) -> None:
+    engine = sqlite_engine
+    lid = open_line(engine, application, "da-5")["line_id"]
+    available = engine.lines.available(lid)
+    with_four_eyes_limit(engine, 600, "four-eyes-600")  # the policy's case settings, as for every other override
+    at_limit = engine.lines.drawdown(lid, ask(600, call_in_progress=True))
+    above = engine.lines.drawdown(lid, ask(601, call_in_progress=True))
+    engine.cases.claim(at_limit.case_id, A1)
+    assert engine.cases.resolve(at_limit.case_id, A1, "release", "called back")["status"] == "resolved"  # not above
+    assert engine.lines.available(lid) == pytest.approx(available - 600)
+
+    engine.cases.claim(above.case_id, A1)
+    before = money(engine)
+    pending = engine.cases.resolve(above.case_id, A1, "release", "called back; customer confirms the payee")
+    assert pending["status"] == "pending_second_approval"
+    assert pending["proposal"]["why"] == "it pays out a drawdown of 601, above the four-eyes limit of 600"
+    assert money(engine)[:2] == before[:2]  # nothing paid, no person's decision yet: only the case step is written
+    refused("four_eyes_same_analyst", "analyst", engine.cases.approve, above.case_id, A1, "mine")
+
+    # the line is frozen before the second analyst looks: refused on the outcome, nothing changed
+    engine.lines.act(lid, "freeze", actor="ops", note="complaint")
+    before, state = money(engine), case_state(engine, above.case_id)
+    err = refused("line_not_active", "outcome", engine.cases.approve, above.case_id, A2, "agree")
+    assert f"line {lid} is frozen" in err.message and "nothing was changed" in err.message
+    assert (money(engine), case_state(engine, above.case_id)) == (before, state)
+    engine.lines.act(lid, "unfreeze", actor="ops", note="complaint answered")
+    # most of the line is gone meanwhile: not enough available, nothing changed
+    with engine.db.begin() as conn:
+        engine.lines.on_drawdown(conn, lid, engine.lines.available(lid) - 100, engine.loans.clock())
+    before, state = money(engine), case_state(engine, above.case_id)
+    err = refused("insufficient_available", "outcome", engine.cases.approve, above.case_id, A2, "agree")
+    assert "601.00 is above the 100.00 available" in err.message
+    assert (money(engine), case_state(engine, above.case_id)) == (before, state)
+    with pytest.raises(FengkongError):
+        engine.loans.get(f"loan-{above.decision_id}")
+    with engine.db.begin() as conn:  # the other drawdown is repaid: the amount is there again
+        conn.execute(sa.update(credit_lines).where(credit_lines.c.id == lid).values(outstanding=600))
+    done = engine.cases.approve(above.case_id, A2, "agree")
+    assert done["result"]["decided_by"] == [A1, A2] and done["result"]["loan_id"] == f"loan-{above.decision_id}"
+    assert engine._row(done["result"]["override_decision_id"]).inputs["decided_by"] == [A1, A2]
+
+    # a single analyst's release on a frozen line: refused, nothing changed
+    held = engine.lines.drawdown(lid, ask(200, call_in_progress=True))
+    engine.cases.claim(held.case_id, A1)
+    engine.lines.act(lid, "freeze", actor="ops", note="again")
+    before, state = money(engine), case_state(engine, held.case_id)
+    refused("line_not_active", "outcome", engine.cases.resolve, held.case_id, A1, "release", "called back")
+    assert (money(engine), case_state(engine, held.case_id)) == (before, state)
+
+    # only a held drawdown is released: a case naming a declined one cannot pay it with one analyst
+    engine.lines.act(lid, "unfreeze", actor="ops", note="ok")
+    engine.add_to_list("blacklist", "payee", MULE, "mule account")
+    declined = engine.lines.drawdown(lid, ask(150, destination_account=MULE))
+    manual = engine.cases.open("held_drawdown", "da-5", decision_id=declined.decision_id, source="held_drawdown:x")
+    engine.cases.claim(manual["case_id"], A1)
+    before = money(engine)
+    refused("drawdown_not_held", "outcome", engine.cases.resolve, manual["case_id"], A1, "release", "let it go")
+    assert money(engine) == before
     assert engine.verify_audit().ok

@@ -193,8 +193,6 @@ class Engine:
         from fengkong.web.users import ConsoleUsers
 
         self.console = ConsoleUsers(self)
-        # a person releasing a held drawdown pays it out
-        self.cases.subscribe("held_drawdown", self.lines.on_held_drawdown_resolved)
         if policy is not None or self.active_policy_version() is None:
             compiled = load_policy_file(
                 policy if policy is not None else DEFAULT_POLICY_PATH, features, models=self.models.resolve

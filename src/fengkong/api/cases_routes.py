@@ -215,12 +215,23 @@ class LineActionViewOut(BaseModel):
 
 class ReplayOut(BaseModel):
     decision_id: str
-    kind: str
+    kind: str = Field(description="the stored row: application, drawdown, or override (a person's decision)")
+    decision_kind: Literal["application", "drawdown"] = Field(
+        description="what was decided: an application (its policy's rules and scorecard) or a drawdown (the "
+        "drawdown rules of its policy version)"
+    )
     stored: dict[str, Any]
-    policy_version: str
+    policy_version: str = Field(description="the policy version in force when the decision was made")
     model_version: str
-    in_force: dict[str, Any] = Field(description="the decision made again under the policy version that made it")
-    reproduced: bool | None = Field(description="whether that replay agrees; null for a human override")
+    in_force: dict[str, Any] = Field(
+        description="the decision made again under the policy version that made it (replayable, why, outcome, "
+        "reasons, rule_hits; an application's also limit, apr, score)"
+    )
+    reproduced: bool | None = Field(
+        description="whether that replay agrees; null for a person's decision or a record that cannot be replayed"
+    )
+    why: str = Field(description="why reproduced is true, false or null, in words")
+    differences: list[str] = Field(description="what the replay gives differently from the stored decision")
     compared_with: dict[str, Any] | None = Field(description="the same features under another (default: active) policy")
 
 
@@ -418,7 +429,8 @@ def line_action_view(
     "/v1/decisions/{decision_id}/replay",
     response_model=ReplayOut,
     tags=["decisions"],
-    summary="Decide a stored decision again: under the policy in force then, and under another version",
+    summary="Decide a stored application or drawdown decision again: under the policy in force then, and under "
+    "another version",
 )
 def replay_decision(
     decision_id: str,

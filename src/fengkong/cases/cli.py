@@ -117,7 +117,10 @@ def cases_show(
         out.print(f"  decision: {escape(decision['explanation']['analyst']['summary'])}", highlight=False)
     replay = case.get("replay")
     if replay:
-        out.print(f"  replay under {replay['policy_version']}: reproduced={replay['reproduced']}", highlight=False)
+        out.print(
+            f"  replay under {replay['policy_version']}: reproduced={replay['reproduced']} ({escape(replay['why'])})",
+            highlight=False,
+        )
     if case.get("allowed_outcomes"):
         out.print("  outcomes: " + ", ".join(case["allowed_outcomes"]), highlight=False)
     table = Table("seq", "at", "actor", "action", "outcome", "note", title="steps")

@@ -704,6 +704,7 @@ class CaseDesk:
         if row.status == CaseStatus.CLAIMED.value and row.assignee == analyst:
             return self._summary(row)
         self._refuse_unless(row, CaseStatus.OPEN, analyst, "claim")
+        self._check_independent(row, analyst)
         now = _now()
         with self.engine.db.begin() as conn:
             self._step(conn, row, analyst, "claimed", {"status": CaseStatus.CLAIMED.value, "assignee": analyst}, now)
@@ -746,6 +747,7 @@ class CaseDesk:
         row = self._row(case_id)
         outcome = check_outcome(CaseType(row.type), outcome)
         self._refuse_unless(row, CaseStatus.CLAIMED, analyst, "resolve")
+        self._check_independent(row, analyst)
         plan = self._plan(row, outcome, limit, apr, reasons)
         now = _now()
         if plan.four_eyes is not None:
@@ -789,6 +791,9 @@ class CaseDesk:
                 "analyst",
                 409,
             )
+        self._check_independent(row, analyst)
+        if approve:  # sending it back stays possible: that is how another analyst comes to resolve it
+            self._check_independent(row, str(first), "case_id", proposed=True)
         now = _now()
         if not approve:
             with self.engine.db.begin() as conn:
@@ -874,6 +879,60 @@ class CaseDesk:
         if row.kind == "override":
             return str(self.engine._row(row.inputs["override_of"]).kind)
         return str(row.kind)
+
+    def _check_independent(self, row: Any, analyst: str, field: str = "analyst", proposed: bool = False) -> None:
+        """Four eyes mean two people who took no part in what is appealed: an analyst who made a person's decision
+        on the appealed decision (declined a held drawdown, decided a review, either of two who approved one) or
+        the person's line change appealed may not claim, resolve or approve the appeal. Nothing is changed."""
+        if row.type != CaseType.APPEAL.value:
+            return
+        for who, what in self._deciders(row):
+            if who != analyst:
+                continue
+            if proposed:  # they proposed the resolution before (or while) taking part in the decision appealed
+                raise FengkongError(
+                    "analyst_not_independent",
+                    f"{analyst} proposed this resolution but {what}; the appeal must be decided by two analysts who "
+                    "took no part in it: send it back so that another analyst resolves it",
+                    field,
+                    409,
+                )
+            raise FengkongError(
+                "analyst_not_independent",
+                f"analyst: {analyst} {what}; an appeal is decided by analysts who took no part in the decision "
+                "appealed: another analyst must take it",
+                field,
+                409,
+            )
+
+    def _deciders(self, row: Any) -> list[tuple[str, str]]:
+        """Who made a person's decision on what the appeal case is about, and what they did."""
+        found: list[tuple[str, str]] = []
+        with self.engine.db.connect() as conn:
+            if row.decision_id:
+                for made in conn.execute(
+                    sa.select(decisions.c.id, decisions.c.outcome, decisions.c.inputs).where(
+                        (decisions.c.kind == "override")
+                        & (decisions.c.inputs["override_of"].as_string() == row.decision_id)
+                    )
+                ):
+                    inputs = made.inputs or {}
+                    what = (
+                        f"made the person's decision {made.id} ({made.outcome}) on decision {row.decision_id} "
+                        f"(case {inputs.get('case_id')})"
+                    )
+                    found.extend((str(who), what) for who in inputs.get("decided_by") or [])
+            if row.line_action_id:
+                from fengkong.store.tables import line_actions
+
+                action = conn.execute(
+                    sa.select(line_actions.c.action, line_actions.c.actor, line_actions.c.actor_kind).where(
+                        line_actions.c.id == row.line_action_id
+                    )
+                ).first()
+                if action is not None and action.actor_kind in HUMAN_ACTORS:
+                    found.append((action.actor, f"made the line {action.action} {row.line_action_id} appealed"))
+        return found
 
     def _by_source(self, source: str) -> Any:
         with self.engine.db.connect() as conn:
@@ -1016,31 +1075,36 @@ class CaseDesk:
             elif row.decision_id:
                 decision = self.engine._row(row.decision_id)
                 if decision.kind == "drawdown":
-                    # paid as it was asked for, in the resolution's transaction, through the drawdowns' one pay-out
-                    # path: refused now (nothing written) if the line is no longer active or lacks the amount
-                    from fengkong.lines.drawdown import check_payable
-
-                    if limit is not None or apr is not None:
-                        raise FengkongError(
-                            "invalid_field",
-                            "limit: an upheld appeal of a drawdown pays it out as the customer asked for it; limit "
-                            "and apr do not apply",
-                            "limit" if limit is not None else "apr",
-                            422,
-                        )
-                    check_payable(self.engine, decision, "outcome")
-                    plan.pay_drawdown = decision
-                    plan.four_eyes = "it overrides a person's decline of a held drawdown"
-                plan.override = self._offer(decision, limit, apr)
-                if plan.pay_drawdown is None and decision.outcome == Outcome.APPROVE.value:
-                    plan.line_fix = self._raise_for_approval(decision, plan.override, limit, apr)
-                elif plan.pay_drawdown is None:
-                    plan.open_line = True
-                if decision.outcome == Outcome.DECLINE.value:
-                    plan.four_eyes = "it overrides an automated decline"
-        elif kind is CaseType.HELD_DRAWDOWN and outcome == "decline" and row.decision_id:
-            # a person's decline, stored with the notice the customer is sent (what, why, how to appeal)
-            plan.override = self._human_decline(self.engine._row(row.decision_id), codes)
+                    self._plan_payment(plan, decision, limit, apr, "an upheld appeal of a drawdown")
+                    plan.four_eyes = (
+                        "it overrides an automated decline"
+                        if decision.outcome == Outcome.DECLINE.value
+                        else "it overrides a person's decline of a held drawdown"
+                    )
+                else:
+                    plan.override = self._offer(decision, limit, apr)
+                    if decision.outcome == Outcome.APPROVE.value:
+                        plan.line_fix = self._raise_for_approval(decision, plan.override, limit, apr)
+                    else:
+                        plan.open_line = True
+                    if decision.outcome == Outcome.DECLINE.value:
+                        plan.four_eyes = "it overrides an automated decline"
+        elif kind is CaseType.HELD_DRAWDOWN and row.decision_id:
+            decision = self.engine._row(row.decision_id)
+            if outcome == "decline":
+                # a person's decline, stored with the notice the customer is sent (what, why, how to appeal)
+                plan.override = self._human_decline(decision, codes)
+            else:
+                if decision.kind == "drawdown" and decision.outcome != Outcome.REVIEW.value:
+                    raise FengkongError(
+                        "drawdown_not_held",
+                        f"drawdown {decision.id} was not held for a person (the rules said {decision.outcome}): "
+                        "only a held drawdown is released; a declined one is paid only on an upheld appeal",
+                        "outcome",
+                        409,
+                    )
+                # a person's approval, paid in the resolution's own transaction (four eyes above the threshold)
+                self._plan_payment(plan, decision, limit, apr, "releasing a held drawdown")
         elif kind is CaseType.FRAUD_ALERT:
             plan.close_alert = True
             if outcome == "confirmed_fraud":
@@ -1077,8 +1141,33 @@ class CaseDesk:
         if plan.override is not None and plan.override["outcome"] == Outcome.APPROVE.value:
             granted = float(plan.override["limit_amount"])
             if granted > threshold and plan.four_eyes is None:
-                plan.four_eyes = f"it grants a limit of {granted:,.0f}, above the four-eyes limit of {threshold:,.0f}"
+                what = "pays out a drawdown" if plan.pay_drawdown is not None else "grants a limit"
+                plan.four_eyes = f"it {what} of {granted:,.0f}, above the four-eyes limit of {threshold:,.0f}"
         return plan
+
+    def _plan_payment(self, plan: _Plan, decision: Any, limit: float | None, apr: float | None, what: str) -> None:
+        """A person's decision to pay a drawdown (a held one released, a declined one upheld on appeal): a human
+        approval of the amount asked for, written with the notice the customer is sent and paid in the
+        resolution's own transaction through the drawdowns' one pay-out path. Checked now, with nothing written:
+        refused if the line is no longer active or lacks the amount (it is checked again, atomically, as the
+        money moves)."""
+        from fengkong.lines.drawdown import check_payable
+
+        if limit is not None or apr is not None:
+            raise FengkongError(
+                "invalid_field",
+                f"limit: {what} pays it out as the customer asked for it; limit and apr do not apply",
+                "limit" if limit is not None else "apr",
+                422,
+            )
+        check_payable(self.engine, decision, "outcome")
+        plan.pay_drawdown = decision
+        plan.override = {
+            "outcome": Outcome.APPROVE.value,
+            "limit_amount": float(decision.inputs["amount"]),
+            "apr": decision.apr,
+            "reasons": [],
+        }
 
     def _offer(self, decision: Any, limit: float | None, apr: float | None) -> dict[str, Any]:
         """The approval a person grants on a decision: its own offer unless they set another."""

@@ -78,11 +78,6 @@ class LineDesk:
         engine.audit_hashers["line_action"] = _action_hashes
         self._drawdowns = DrawdownDesk(engine)
 
-    def on_held_drawdown_resolved(self, case: Mapping[str, Any]) -> None:
-        """A ``held_drawdown`` case resolved: ``release`` pays the drawdown out as it was asked for."""
-        if case.get("outcome") == "release" and case.get("decision_id"):
-            self._drawdowns.release(case["decision_id"], actor=f"case:{case['case_id']}")
-
     def drawdown(self, line_id: str, request: Any, actor: str = "python") -> DrawdownDecision:
         """Decide a drawdown on a live line: approve (the loan is booked), decline, or hold for a person."""
         return self._drawdowns.decide(line_id, request, actor)

@@ -7,10 +7,10 @@ line, books the loan with its schedule, stores the decision and the drawdown eve
 A hold stores the decision, opens a ``held_drawdown`` case and tells the customer plainly what happens next.
 
 Money leaves by one path (``_book``): an approval, a hold a person released, and a declined drawdown a person
-approved on appeal (``pay_in``, in the case resolution's transaction) all take the amount from the line with the
-same atomic check (line active, amount available), book the loan ``loan-<decision id>`` and record the drawdown
-event; a drawdown is paid at most once. How a drawdown decision is explained and replayed:
-``fengkong.lines.drawdown_explain``.
+approved on appeal (both ``pay_in``, in the case resolution's transaction, with the person's decision) all take
+the amount from the line with the same atomic check (line active, amount available), book the loan
+``loan-<decision id>`` and record the drawdown event; a drawdown is paid at most once. How a drawdown decision
+is explained and replayed: ``fengkong.lines.drawdown_explain``.
 """
 
 from __future__ import annotations
@@ -332,8 +332,9 @@ class DrawdownDesk:
         return found is not None
 
     def release(self, decision_id: str, actor: str) -> str:
-        """Pay out a drawdown a person decided to pay: a held one released, or a declined one whose appeal a
-        person upheld (see :func:`pay_in`). Idempotent: a second release returns the same loan."""
+        """Pay out a drawdown a person has approved (their decision is stored: a held one released, a declined one
+        upheld on appeal), if its case did not pay it already (see :func:`pay_in`; the case desk pays in the
+        resolution's own transaction). Idempotent: a second release returns the same loan."""
         engine = self.engine
         row = engine._row(decision_id)
         now = engine.loans.clock()
@@ -495,23 +496,28 @@ def check_payable(engine: Engine, row: Any, field: str = "decision_id") -> None:
 def pay_in(
     engine: Engine, conn: sa.Connection, row: Any, actor: str, now: dt.datetime, field: str = "decision_id"
 ) -> Paid:
-    """Pay out, in the caller's transaction, a drawdown a person decided to pay: a held one (no person declined
-    it) or one a person approved in place of the policy's answer (an upheld appeal of a decline). Through the same
-    pay-out as an approval; refused, with nothing changed, when the line is no longer active or the amount no
-    longer available. Paid once: paying again returns the same loan."""
+    """Pay out, in the caller's transaction, a drawdown a person decided to pay: the person's approval (a held
+    drawdown released, a declined one upheld on appeal) is written first, in the same transaction, so money never
+    moves without a person's recorded decision and a decision to pay is never stored without the payment. Through
+    the same pay-out as an approval; refused, with nothing changed, when the line is no longer active or the
+    amount no longer available. Paid once: paying again returns the same loan."""
     if row.kind != "drawdown":
         raise FengkongError("invalid_value", f"decision {row.id} is not a drawdown decision", field, 409)
     loan_id = f"loan-{row.id}"
     if paid_out(conn, row.id):
         return Paid(row.id, loan_id, row.customer_id, None, now)
     person = person_decision(conn, row.id)
-    held = row.outcome == Outcome.REVIEW.value and person is None
-    if not held and (person is None or person.outcome != Outcome.APPROVE.value):
-        by = f"by a person (decision {person.id})" if person is not None else "by the policy"
+    if person is None or person.outcome != Outcome.APPROVE.value:
+        if person is not None:
+            why = f"was declined by a person (decision {person.id})"
+        elif row.outcome == Outcome.REVIEW.value:
+            why = "is held and no person has approved it yet"
+        else:
+            why = "was declined by the policy"
         raise FengkongError(
             "drawdown_not_approved",
-            f"drawdown {row.id} was declined {by}: it is paid out only when a person approves it (a released hold "
-            "or an upheld appeal)",
+            f"drawdown {row.id} {why}: it is paid out only with a person's approval, recorded when they resolve its "
+            "case (a released hold or an upheld appeal)",
             field,
             409,
         )

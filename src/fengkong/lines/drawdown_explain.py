@@ -155,10 +155,10 @@ def plain_reasons(codes: list[str], lang: Language) -> list[dict[str, str]]:
 
 
 def person_notice(original: Any, outcome: str, codes: list[str], currency: str) -> dict[str, str]:
-    """What the customer is sent when a person decides their drawdown (a held one declined, a declined one approved
-    on appeal): what was decided, why in plain words, what they can do and how to appeal. Stored with the person's
-    decision; written before the money moves in the same transaction, so an approval that could not be paid out is
-    never stored."""
+    """What the customer is sent when a person decides their drawdown (a held one released or declined, a declined
+    one approved on appeal): what was decided, why in plain words, what they can do and how to appeal. Stored with
+    the person's decision; written before the money moves in the same transaction, so an approval that could not be
+    paid out is never stored."""
     amount = _money(original.inputs.get("amount") or 0)
     term = original.inputs.get("term")
     notice = {}

@@ -85,55 +85,40 @@ def recent_decisions(
 
 def replay(engine: Engine, decision_id: str) -> dict[str, Any]:
     """The decision as stored, replayed under the policy version that made it (reproduction) and under the
-    active version (what the same inputs would get today)."""
-    kind = engine.cases._root_kind(engine._row(decision_id))
-    if kind != "application":
-        raise FengkongError(
-            "not_replayable",
-            f"decision {decision_id} is a {kind} decision: replay decides application decisions again under their "
-            f"policy; a {kind} is decided by the line's {kind} rules, listed on the decision's page",
-            "decision_id",
-            422,
-        )
-    detail = engine.explain(decision_id)
-    stored = {
-        "outcome": detail["outcome"],
-        "limit": detail["limit"],
-        "apr": detail["apr"],
-        "reasons": [r["code"] for r in detail["reasons"]],
-        "policy_version": detail["policy_version"],
-    }
+    active version (what the same inputs would get today): ``engine.cases.replay``, the one replay (an application
+    by its policy, a drawdown by the drawdown rules of its version), laid out as rows for the page."""
+    result = engine.cases.replay(decision_id)
+    drawdown = result["decision_kind"] == "drawdown"
+    stored = {**result["stored"], "policy_version": result["policy_version"]}
+    # what must agree for a run to be "the same as stored"
+    compared = ("outcome", "reasons", "rule_hits") if drawdown else ("outcome", "reasons", "limit", "apr")
     runs: list[dict[str, Any]] = []
-    versions = [detail["policy_version"]]
-    active = engine.active_policy_version()
-    if active and active != detail["policy_version"]:
-        versions.append(active)
-    for version in versions:
-        policy = engine.policy(version)
-        try:
-            result = policy.decide_row(detail["features"])
-        except (KeyError, TypeError, ValueError) as exc:
-            runs.append({"policy_version": version, "error": f"cannot replay: {type(exc).__name__}"})
+    for role, run in (("version in force at the time", result["in_force"]), ("active now", result["compared_with"])):
+        if run is None:
             continue
-        run = {
-            "policy_version": version,
-            "role": "version in force at the time" if version == detail["policy_version"] else "active now",
-            "outcome": result.outcome.value,
-            "limit": result.limit,
-            "apr": result.apr,
-            "score": result.score,
-            "reasons": list(result.reasons),
-            "rules": [h.id for h in result.rule_hits],
-            "error": None,
-        }
-        run["same"] = (
-            run["outcome"] == stored["outcome"]
-            and run["reasons"] == stored["reasons"]
-            and run["limit"] == stored["limit"]
-            and run["apr"] == stored["apr"]
+        version = result["policy_version"] if run is result["in_force"] else run["policy_version"]
+        if not run["replayable"]:
+            runs.append({"policy_version": version, "role": role, "error": f"cannot replay: {run['why']}"})
+            continue
+        runs.append(
+            {
+                **run,
+                "policy_version": version,
+                "role": role,
+                "rules": run["rule_hits"],
+                "error": None,
+                "same": all(run.get(k) == stored.get(k) for k in compared),
+            }
         )
-        runs.append(run)
-    return {"detail": detail, "stored": stored, "runs": runs}
+    return {
+        "decision_id": decision_id,
+        "drawdown": drawdown,
+        "human": result["kind"] == "override",
+        "stored": stored,
+        "runs": runs,
+        "reproduced": result["reproduced"],
+        "why": result["why"],
+    }
 
 
 # ------------------------------------------------------------------------------------------ customer
