@@ -231,13 +231,30 @@ def test_boosting_uses_the_cores_the_load_leaves_free_and_the_model_does_not_dep
 ) -> None:
     import os
 
+    import fengkong.models.train as train_module
     from fengkong.models.train import boosting_threads
 
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
-    for load, threads in ((0.2, 4), (1.4, 3), (2.6, 1), (9.0, 1)):
-        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
+    for others, threads in ((0.2, 4), (1.4, 3), (2.6, 1), (9.0, 1)):
+        monkeypatch.setattr(train_module, "others_busy_cores", lambda others=others: others)
         assert boosting_threads() == threads
     monkeypatch.undo()
+    # this process's own work (a thread keeping a core busy through the window) is not counted as another's
+    import threading
+
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            pass
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        assert train_module.others_busy_cores(0.3) < 0.8
+    finally:
+        stop.set()
+        spinner.join()
     from threadpoolctl import threadpool_info
 
     seen: dict[int, set[int]] = {1: set(), 2: set()}

@@ -496,18 +496,45 @@ def _train_gbdt(
 
 
 def boosting_threads() -> int:
-    """LightGBM's threads: one per core that other work is not already using (by the 1-minute load average).
+    """LightGBM's threads: one per core that other processes leave free right now (at least one).
 
     OpenMP threads that must share a core with another busy process spin at every barrier and slow down
     several-fold, while on a quiet machine every core helps (``benchmarks/models.py`` times the LightGBM
     baseline on its default threads and on one, and prints both). The model does not depend on the number
     (``deterministic``; tested)."""
     cores = os.cpu_count() or 1
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:  # not every platform reports a load average
-        busy = 0.0
-    return max(1, min(cores, cores - math.floor(busy + 0.5)))
+    return max(1, min(cores, cores - math.floor(others_busy_cores() + 0.5)))
+
+
+def others_busy_cores(window: float = 0.1) -> float:
+    """How many cores other processes kept busy over the last ``window`` seconds: the machine's busy time
+    (``/proc/stat``) less this process's own (the 1-minute load average would count this process's own
+    binning a moment ago). Where there is no ``/proc``, the load average."""
+
+    def busy() -> float | None:
+        try:
+            with open("/proc/stat", encoding="ascii") as f:
+                ticks = [float(v) for v in f.readline().split()[1:9]]
+        except (OSError, ValueError):
+            return None
+        return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+
+    def own() -> float:
+        t = os.times()
+        return t.user + t.system
+
+    start, mine, clock = busy(), own(), time.perf_counter()
+    if start is None:
+        try:
+            return os.getloadavg()[0]
+        except OSError:  # not every platform reports one
+            return 0.0
+    time.sleep(window)
+    end = busy()
+    elapsed = time.perf_counter() - clock
+    if end is None or elapsed <= 0:
+        return 0.0
+    return max(0.0, ((end - start) - (own() - mine)) / elapsed)
 
 
 def _information_values(
