@@ -250,10 +250,14 @@ def test_score_reasons_reach_the_customer_in_their_language(
     score = registered.explain(decision.decision_id)["explanation"]["analyst"]["score"]
     lines = score["characteristics"]
     ranked = sorted((line for line in lines if line["points_lost"] > 0), key=lambda line: -line["points_lost"])
-    assert ranked and ranked[0]["feature"] == "bureau_inquiries_30d"  # eight recent inquiries cost most
+    assert ranked
+    card = ref.startswith("app-card")
+    if card:  # on the points scale eight recent inquiries cost most (a tree model may weigh them otherwise)
+        assert ranked[0]["feature"] == "bureau_inquiries_30d"
     expected = list(dict.fromkeys(line["reason"] for line in ranked[:2]))
     response = decision.response()
-    assert [r["code"] for r in response["reasons"]] == expected and expected[0] == "SCORE_INQUIRIES"
+    assert [r["code"] for r in response["reasons"]] == expected
+    assert not card or expected[0] == "SCORE_INQUIRIES"
     chinese = re.compile(r"[\u4e00-\u9fff]")
     for item in response["reasons"]:
         assert item["text"] == reason(item["code"]).customer_text(Language(language))

@@ -415,7 +415,7 @@ class ModelDesk:
         prebinning: str = "auto",
         n_jobs: int | None = None,
         rounds: int = 500,
-        learning_rate: float = 0.1,
+        learning_rate: float = 0.05,
         num_leaves: int = 15,
         reasons: Mapping[str, str] | None = None,
         description: str = "",

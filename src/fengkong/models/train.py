@@ -107,7 +107,7 @@ class TrainOptions:
     prebinning: str = "auto"
     n_jobs: int | None = None  # threads for binning and boosting (None: binning one per core; boosting see below)
     rounds: int = 500
-    learning_rate: float = 0.1
+    learning_rate: float = 0.05
     num_leaves: int = 15
     min_child_samples: int = 20
     reasons: Mapping[str, str] = field(default_factory=dict)
