@@ -156,17 +156,18 @@ def test_live_comparison_reports_the_realised_bad_rate_from_the_loan_book(
 # ------------------------------------------------------------------------------------------------ shadow
 
 
-def person(application: dict[str, Any], i: int, **applicant: Any) -> dict[str, Any]:
-    """A distinct applicant (own identifiers), so velocity rules do not link the test's customers."""
+def person(application: dict[str, Any], i: int, prefix: str = "sh", **applicant: Any) -> dict[str, Any]:
+    """A distinct applicant (own identifiers), so velocity rules do not link the test's customers; ``prefix``
+    names the customer (``{prefix}-{i}``), which sets their challenger bucket."""
     import hashlib
 
     body = copy.deepcopy(application)
-    body["customer_id"] = f"sh-{i}"
+    body["customer_id"] = f"{prefix}-{i}"
     ident = body["identity"]
     ident.pop("bank_card", None)
     del ident["id_number"]
     ident["id_number_hash"] = hashlib.sha256(body["customer_id"].encode()).hexdigest()
-    ident["device_id"] = f"sh-dev-{i}"
+    ident["device_id"] = f"{prefix}-dev-{i}"
     ident["phone"] = f"137{i:08d}"
     body["applicant"]["age"] = 36
     body["applicant"].update(applicant)

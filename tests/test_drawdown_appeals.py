@@ -15,7 +15,7 @@ import yaml
 from fengkong.errors import FengkongError
 from fengkong.policy.loader import DEFAULT_POLICY_PATH, load_policy_text
 from fengkong.store.tables import cases, credit_lines, decisions, events
-from test_drawdowns import ask, money, open_line
+from test_drawdowns import ask, money, open_line, pay_again
 
 A1, A2, A3 = "key:analyst0001", "key:analyst0002", "key:analyst0003"
 MULE = "6222999900001111"
@@ -46,7 +46,7 @@ def test_an_upheld_appeal_of_a_declined_drawdown_pays_it_out_once(engine: Any, a
     available = engine.lines.available(lid)
     # a declined drawdown is never paid without a person's approval
     before = money(engine)
-    err = refused("drawdown_not_approved", "decision_id", engine.lines._drawdowns.release, declined.decision_id, "x")
+    err = refused("drawdown_not_approved", "decision_id", pay_again, engine, declined.decision_id)
     assert "declined by the policy" in err.message and money(engine) == before
 
     filed = engine.cases.appeal("da-1", decision_id=declined.decision_id, message="it is my own card", language="en")
@@ -93,7 +93,7 @@ def test_an_upheld_appeal_of_a_declined_drawdown_pays_it_out_once(engine: Any, a
 
     # paid once: releasing again returns the same loan and moves nothing
     before = money(engine)
-    assert engine.lines._drawdowns.release(declined.decision_id, "again") == loan_id
+    assert pay_again(engine, declined.decision_id) == loan_id
     assert money(engine) == before
     assert engine.verify_audit().ok
 
@@ -131,11 +131,11 @@ def test_an_appeal_the_line_can_no_longer_pay_is_refused_and_changes_nothing(
     with pytest.raises(Exception):
         engine.loans.get(f"loan-{declined.decision_id}")
 
-    # money never moves without a person's recorded decision: the drawdowns' own release refuses a mere hold
+    # money never moves without a person's recorded decision: the one pay-out (pay_in) refuses a mere hold
     lid2 = open_line(engine, application, "da-2b")["line_id"]
     held = engine.lines.drawdown(lid2, ask(200, call_in_progress=True))
     before = money(engine)
-    err = refused("drawdown_not_approved", "decision_id", engine.lines._drawdowns.release, held.decision_id, "case:x")
+    err = refused("drawdown_not_approved", "decision_id", pay_again, engine, held.decision_id)
     assert "is held and no person has approved it yet" in err.message and money(engine) == before
     assert engine.verify_audit().ok
 

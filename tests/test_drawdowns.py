@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import hashlib
+import json
 from typing import Any
 
 import pytest
@@ -28,6 +29,15 @@ def open_line(engine: Any, application: dict[str, Any], customer: str) -> dict[s
     decision = engine.decide(app)
     assert decision.line_id is not None, decision
     return engine.lines.get(decision.line_id)
+
+
+def pay_again(engine: Any, decision_id: str) -> str:
+    """The pay-out a case resolution runs in its transaction (``pay_in``), run once more: it must pay once."""
+    from fengkong.lines.drawdown import pay_in
+
+    with engine.db.begin() as conn:
+        paid = pay_in(engine, conn, engine._row(decision_id), "again", engine.loans.clock())
+    return paid.loan_id
 
 
 def money(engine: Any) -> tuple[Any, ...]:
@@ -186,7 +196,7 @@ def test_a_released_hold_pays_out_once_and_bad_destinations_are_refused(
     loan = engine.loans.get(f"loan-{held.decision_id}")
     assert loan["line_id"] == lid and float(loan["principal"]) == 700
     # releasing twice pays out once
-    engine.lines._drawdowns.release(held.decision_id, actor="again")
+    assert pay_again(engine, held.decision_id) == loan["loan_id"]
     assert engine.lines.available(lid) == available - 700
     assert engine.verify_audit().ok
     before = money(engine)
@@ -194,6 +204,12 @@ def test_a_released_hold_pays_out_once_and_bad_destinations_are_refused(
         with pytest.raises(FengkongError) as err:
             engine.lines.drawdown(lid, ask(100, destination_account=bad))
         assert err.value.field == "destination_account"
+    # an account number or device id that is refused is never echoed back in the error (PII)
+    for field, bad in (("destination_account", "6222000011112222!"), ("device_id", "phone-7731\u00e9")):
+        with pytest.raises(FengkongError) as err:
+            engine.lines.drawdown(lid, ask(100, **{field: bad}))
+        assert err.value.field == field and "match pattern" in err.value.message
+        assert bad[:-1] not in json.dumps(err.value.as_dict(), ensure_ascii=False)
     assert money(engine) == before
 
 

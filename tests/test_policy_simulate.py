@@ -334,6 +334,8 @@ def test_bad_outcome_values_are_refused(current: CompiledPolicy, history: pl.Dat
     with pytest.raises(SimulationInputError, match=r"'bad' must hold 1 \(went bad\), 0 \(good\) or null") as info:
         simulate(current, current, table)
     assert info.value.code == "simulation_bad_outcome" and info.value.field == "outcome_column"
+    # the same check and wording of the values as the line comparison's (fengkong.policy.outcomes)
+    assert info.value.message.endswith("found 1 other value(s), e.g. 2")
     with pytest.raises(SimulationInputError, match="is String"):
         simulate(current, current, history.head(10).with_columns(pl.lit("yes").alias("bad")))
 

@@ -4,9 +4,7 @@ made it — the champion's, the challenger's, or the one in force when a person 
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from fengkong.cli import app
 from fengkong.policy.loader import DEFAULT_POLICY_PATH, load_policy_text
 from fengkong.service import assignment_bucket
 from fengkong.store.tables import audit_log, credit_lines, decisions, line_actions, policies
+from test_champion_challenger import person
 
 SECRET = "test-secret-key-0123456789abcdef-0123456789"
 DEFAULT_TEXT = DEFAULT_POLICY_PATH.read_text(encoding="utf-8")
@@ -112,9 +111,11 @@ def test_publish_promote_roll_back_and_roles_need_the_admin_role(
             assert r.json()["code"] == "forbidden"
     assert client.post("/v1/policies", json={"content": policy_text("cand-2")}).status_code == 401  # no key
     assert state(engine) == before  # nothing published, promoted, given a role or audited
-    # every role that reads policies may still read and simulate; only the admin changes them
+    # every role that reads policies may still read them (unchanged); only the admin changes them
     for role in ("analyst", "supervisor", "auditor"):
-        assert client.get("/v1/policies", headers=keys[role]).status_code == 200
+        listed = client.get("/v1/policies", headers=keys[role])
+        assert listed.status_code == 200
+        assert {(p["version"], p["active"]) for p in listed.json()} == {(DEFAULT_VERSION, True), ("cand-1", False)}
 
 
 def test_admin_changes_are_audited_with_the_key_that_made_them(
@@ -148,20 +149,6 @@ def test_admin_changes_are_audited_with_the_key_that_made_them(
 # ------------------------------------------------------------------------------------------------ named versions
 
 
-def person(application: dict[str, Any], i: int) -> dict[str, Any]:
-    """A distinct applicant (own identifiers), so velocity rules do not link the test's customers."""
-    body = copy.deepcopy(application)
-    body["customer_id"] = f"pv-{i}"
-    ident = body["identity"]
-    ident.pop("bank_card", None)
-    del ident["id_number"]
-    ident["id_number_hash"] = hashlib.sha256(body["customer_id"].encode()).hexdigest()
-    ident["device_id"] = f"pv-dev-{i}"
-    ident["phone"] = f"139{i:08d}"
-    body["applicant"]["age"] = 36
-    return body
-
-
 def test_every_decision_and_every_line_action_names_the_policy_version(
     sqlite_engine: Engine, application: dict[str, Any]
 ) -> None:
@@ -169,7 +156,7 @@ def test_every_decision_and_every_line_action_names_the_policy_version(
     champion = engine.active_policy_version()
     engine.publish_policy(load_policy_text(policy_text("chal-1")), actor="test")  # same terms, another version
     engine.set_policy_role("chal-1", "challenger", share=0.5)
-    made = [engine.decide(person(application, i)) for i in range(16)]
+    made = [engine.decide(person(application, i, "pv")) for i in range(16)]
     expected = {d.customer_id: ("chal-1" if assignment_bucket(d.customer_id) < 0.5 else champion) for d in made}
     assert {d.customer_id: d.policy_version for d in made} == expected
     assert set(expected.values()) == {champion, "chal-1"}  # both policies decided someone

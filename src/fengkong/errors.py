@@ -57,6 +57,10 @@ _PYDANTIC_MESSAGES = {
 }
 
 
+# fields that carry a person's identifiers (PII): a refusal says what is wrong, never echoes the value
+_IDENTIFIER_FIELDS = frozenset({"identity", "destination_account", "device_id"})
+
+
 def from_validation_error(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> FengkongError:
     """Turn pydantic's errors into ours: one problem per field, named by its dotted path in the request."""
     problems = []
@@ -65,7 +69,7 @@ def from_validation_error(exc: ValidationError, prefix: tuple[str | int, ...] = 
         path = ".".join(str(p) for p in loc if p not in ("function-after", "function-before"))
         kind = err["type"]
         message = _PYDANTIC_MESSAGES.get(kind) or str(err["msg"]).removeprefix("Value error, ")
-        if "identity" not in loc and kind in (
+        if _IDENTIFIER_FIELDS.isdisjoint(str(p) for p in loc) and kind in (
             "greater_than_equal",
             "less_than_equal",
             "greater_than",

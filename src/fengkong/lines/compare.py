@@ -11,6 +11,7 @@ from fengkong.errors import FengkongError
 from fengkong.lines.review import ReviewReport, summarise
 from fengkong.lines.strategy import line_strategy
 from fengkong.policy.compiler import CompiledPolicy
+from fengkong.policy.outcomes import outcome_values
 
 OUTCOME_COLUMNS = ("bad", "bad_next_12m")
 
@@ -25,35 +26,15 @@ def outcomes_of(lines: pl.DataFrame) -> pl.DataFrame | None:
     column = next((c for c in OUTCOME_COLUMNS if c in lines.columns), None)
     if column is None:
         return None
-    raw = lines.get_column(column)
-    if raw.dtype == pl.Boolean or raw.dtype == pl.Null:
-        values = raw.cast(pl.Float64)
-    elif raw.dtype.is_numeric():
-        values = raw.cast(pl.Float64)
-        values = values.fill_nan(None) if raw.dtype.is_float() else values
-    else:
+    values, problem = outcome_values(lines.get_column(column))
+    if problem is not None:
         raise FengkongError(
             "invalid_value",
-            f"column {column}: outcomes must be 0 (performed well), 1 (went bad) or empty; it holds {raw.dtype} "
-            f"values, e.g. {', '.join(repr(v) for v in raw.drop_nulls().unique(maintain_order=True).head(3))}",
-            column,
-            422,
-        )
-    wrong = values.is_not_null() & ~values.is_in([0.0, 1.0])
-    if wrong.any():
-        examples = ", ".join(_plain(v) for v in values.filter(wrong).unique().sort().head(3).to_list())
-        raise FengkongError(
-            "invalid_value",
-            f"column {column}: outcomes must be 0 (performed well), 1 (went bad) or empty; found "
-            f"{int(wrong.sum()):,} other value(s), e.g. {examples}",
+            f"column {column}: outcomes must be 0 (performed well), 1 (went bad) or empty; {problem}",
             column,
             422,
         )
     return pl.DataFrame({"line_id": lines.get_column("line_id"), "bad": values.cast(pl.Int8)})
-
-
-def _plain(value: float) -> str:
-    return str(int(value)) if value.is_integer() else repr(value)
 
 
 def compare_line_strategies(

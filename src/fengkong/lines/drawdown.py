@@ -331,18 +331,6 @@ class DrawdownDesk:
             ).first()
         return found is not None
 
-    def release(self, decision_id: str, actor: str) -> str:
-        """Pay out a drawdown a person has approved (their decision is stored: a held one released, a declined one
-        upheld on appeal), if its case did not pay it already (see :func:`pay_in`; the case desk pays in the
-        resolution's own transaction). Idempotent: a second release returns the same loan."""
-        engine = self.engine
-        row = engine._row(decision_id)
-        now = engine.loans.clock()
-        with engine.db.begin() as conn:
-            paid = pay_in(engine, conn, row, actor, now)
-        paid.observe(engine)
-        return paid.loan_id
-
     def _existing(self, drawdown_id: str, request_hash: str) -> DrawdownDecision | None:
         with self.engine.db.connect() as conn:
             row = conn.execute(sa.select(decisions).where(decisions.c.application_id == drawdown_id)).one_or_none()

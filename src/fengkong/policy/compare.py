@@ -27,24 +27,21 @@ from typing import Any
 import sqlalchemy as sa
 
 from fengkong.policy.simulate import (
-    _COLOURS,
     _OUTCOMES,
     LGD,
     Table,
     _delta_pp,
-    _e,
     _figure,
     _int,
     _json_float,
     _label,
-    _legend,
     _money,
     _pct,
     _rate,
-    _svg,
     expected_pd,
     render_html,
     render_markdown,
+    svg_outcome_bars,
 )
 from fengkong.store.tables import credit_lines, decisions, line_actions, policies
 
@@ -333,24 +330,8 @@ def _n(by: dict[str, int] | None) -> int:
 
 
 def _svg_mix(groups: Sequence[Group]) -> str:
-    width, left, bar_w = 560, 170, 370
-    height = 30 + 40 * max(len(groups), 1)
-    parts = _legend(left, 14, [(o, _COLOURS[o]) for o in _OUTCOMES])
-    for k, g in enumerate(groups):
-        y = 30 + k * 40
-        parts.append(f'<text x="4" y="{y + 17}">{_e(g.label[:26])}</text>')
-        x = float(left)
-        for outcome, n in zip(_OUTCOMES, (g.approved, g.reviewed, g.declined), strict=True):
-            rate = _rate(n, g.decisions) or 0.0
-            w = bar_w * rate
-            parts.append(
-                f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="26" fill="{_COLOURS[outcome]}">'
-                f"<title>{_e(f'{g.label} {outcome}: {_pct(rate)}')}</title></rect>"
-            )
-            if w > 38:
-                parts.append(f'<text x="{x + 4:.1f}" y="{y + 17}" style="fill:#fff">{_pct(rate)}</text>')
-            x += w
-    return _svg(width, height, parts, "approval, review and decline rates of each group")
+    rows = [(g.label, tuple(_rate(n, g.decisions) for n in (g.approved, g.reviewed, g.declined))) for g in groups]
+    return svg_outcome_bars(rows, 560, 170, 370, "approval, review and decline rates of each group")
 
 
 # ---------------------------------------------------------------------------------------------- reading

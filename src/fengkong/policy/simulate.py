@@ -40,6 +40,7 @@ import polars as pl
 from fengkong.domain import Outcome
 from fengkong.errors import FengkongError
 from fengkong.policy.compiler import CompiledPolicy
+from fengkong.policy.outcomes import outcome_values
 
 # ---------------------------------------------------------------------------------------------- expected PD
 
@@ -889,15 +890,11 @@ def _chunks(
 def _outcome_series(chunk: pl.DataFrame, column: str | None) -> pl.Series:
     if column is None:
         return pl.Series("bad", [None] * chunk.height, dtype=pl.Int8)
-    raw = chunk.get_column(column)
-    values = raw.cast(pl.Float64).fill_nan(None)
-    wrong = values.is_not_null() & ~values.is_in([0.0, 1.0])
-    if wrong.any():
-        examples = ", ".join(str(v) for v in values.filter(wrong).unique().sort().head(3).to_list())
+    values, problem = outcome_values(chunk.get_column(column))
+    if problem is not None:
         raise _input_error(
             "simulation_bad_outcome",
-            f"outcome column {column!r} must hold 1 (went bad), 0 (good) or null (not matured); "
-            f"found {int(wrong.sum()):,} other value(s), e.g. {examples}",
+            f"outcome column {column!r} must hold 1 (went bad), 0 (good) or null (not matured); {problem}",
             "outcome_column",
         )
     return values.cast(pl.Int8).alias("bad")
@@ -1305,22 +1302,34 @@ def _legend(x: float, y: float, items: Sequence[tuple[str, str]]) -> list[str]:
 
 
 def _svg_outcome_mix(report: SimulationReport) -> str:
-    width, height, left, bar_w = 520, 120, 90, 400
+    rows = [
+        (label, (fig.approval_rate, fig.review_rate, fig.decline_rate))
+        for label, fig in (("current", report.current), ("candidate", report.candidate))
+    ]
+    return svg_outcome_bars(rows, 520, 90, 400, "approval, review and decline rates of both policies")
+
+
+def svg_outcome_bars(
+    rows: Sequence[tuple[str, Sequence[float | None]]], width: int, left: int, bar_w: int, label: str
+) -> str:
+    """One stacked bar per row: its approval, review and decline rates (the simulation's and the live
+    comparison's outcome mix)."""
+    height = 40 + 40 * max(len(rows), 1)
     parts = _legend(left, 14, [(o, _COLOURS[o]) for o in _OUTCOMES])
-    for k, (label, fig) in enumerate((("current", report.current), ("candidate", report.candidate))):
+    for k, (name, rates) in enumerate(rows):
         y = 30 + k * 40
-        parts.append(f'<text x="4" y="{y + 17}">{_e(label)}</text>')
+        parts.append(f'<text x="4" y="{y + 17}">{_e(name[:26])}</text>')
         x = float(left)
-        for outcome, rate in zip(_OUTCOMES, (fig.approval_rate, fig.review_rate, fig.decline_rate), strict=True):
+        for outcome, rate in zip(_OUTCOMES, rates, strict=True):
             w = bar_w * (rate or 0.0)
             parts.append(
                 f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="26" fill="{_COLOURS[outcome]}">'
-                f"<title>{_e(f'{label} {outcome}: {_pct(rate)}')}</title></rect>"
+                f"<title>{_e(f'{name} {outcome}: {_pct(rate)}')}</title></rect>"
             )
             if w > 38:
                 parts.append(f'<text x="{x + 4:.1f}" y="{y + 17}" style="fill:#fff">{_pct(rate)}</text>')
             x += w
-    return _svg(width, height, parts, "approval, review and decline rates of both policies")
+    return _svg(width, height, parts, label)
 
 
 def _svg_histogram(fig: PolicyFigures) -> str:
@@ -1376,25 +1385,15 @@ def _svg_histogram(fig: PolicyFigures) -> str:
 
 
 def _svg_segment_bars(values: Sequence[SegmentFigures]) -> str:
-    shown = list(values)[:30]
-    row_h, left, bar_w, top = 34, 130, 330, 24
-    width, height = left + bar_w + 70, top + row_h * len(shown) + 8
-    parts = _legend(left, 14, [("current", _CURRENT_COLOUR), ("candidate", _CANDIDATE_COLOUR)])
-    for k, s in enumerate(shown):
-        y = top + k * row_h
-        label = _label(s.value)
-        parts.append(f'<text x="4" y="{y + 19}">{_e(label[:20])}</text>')
-        for j, (rate, colour) in enumerate(
-            ((s.approval_rate_current, _CURRENT_COLOUR), (s.approval_rate_candidate, _CANDIDATE_COLOUR))
-        ):
-            w = bar_w * (rate or 0.0)
-            by = y + 2 + j * 14
-            parts.append(
-                f'<rect x="{left}" y="{by}" width="{w:.1f}" height="12" fill="{colour}">'
-                f"<title>{_e(f'{label}: {_pct(rate)}')}</title></rect>"
-            )
-            parts.append(f'<text x="{left + w + 4:.1f}" y="{by + 10}">{_pct(rate)}</text>')
-    return _svg(width, height, parts, "approval rate by segment, current and candidate")
+    rows = [
+        (
+            _label(s.value),
+            (s.approval_rate_current, _pct(s.approval_rate_current)),
+            (s.approval_rate_candidate, _pct(s.approval_rate_candidate)),
+        )
+        for s in list(values)[:30]
+    ]
+    return _svg_pairs(rows, 130, 70, "approval rate by segment, current and candidate")
 
 
 def _svg_line_actions(lines: dict[str, Any]) -> str:
@@ -1402,20 +1401,28 @@ def _svg_line_actions(lines: dict[str, Any]) -> str:
     cur, cand = lines["current"]["actions"], lines["candidate"]["actions"]
     shown = [a for a in _LINE_ACTIONS if cur.get(a, 0) or cand.get(a, 0)]
     peak = max([cur.get(a, 0) for a in shown] + [cand.get(a, 0) for a in shown] + [1])
-    row_h, left, bar_w, top = 34, 90, 330, 24
-    width, height = left + bar_w + 80, top + row_h * len(shown) + 8
+    rows = [
+        (a, (cur.get(a, 0) / peak, f"{cur.get(a, 0):,}"), (cand.get(a, 0) / peak, f"{cand.get(a, 0):,}")) for a in shown
+    ]
+    return _svg_pairs(rows, 90, 80, "line review actions, current and candidate")
+
+
+def _svg_pairs(
+    rows: Sequence[tuple[str, tuple[float | None, str], tuple[float | None, str]]], left: int, right: int, label: str
+) -> str:
+    """Two bars per row, current above candidate: (name, (share of the bar, text) for each)."""
+    row_h, bar_w, top = 34, 330, 24
+    width, height = left + bar_w + right, top + row_h * len(rows) + 8
     parts = _legend(left, 14, [("current", _CURRENT_COLOUR), ("candidate", _CANDIDATE_COLOUR)])
-    for k, action in enumerate(shown):
+    for k, (name, *bars) in enumerate(rows):
         y = top + k * row_h
-        parts.append(f'<text x="4" y="{y + 19}">{_e(action)}</text>')
-        for j, (n, colour) in enumerate(
-            ((cur.get(action, 0), _CURRENT_COLOUR), (cand.get(action, 0), _CANDIDATE_COLOUR))
-        ):
-            w = bar_w * n / peak
+        parts.append(f'<text x="4" y="{y + 19}">{_e(name[:20])}</text>')
+        for j, ((share, text), colour) in enumerate(zip(bars, (_CURRENT_COLOUR, _CANDIDATE_COLOUR), strict=True)):
+            w = bar_w * (share or 0.0)
             by = y + 2 + j * 14
             parts.append(
                 f'<rect x="{left}" y="{by}" width="{w:.1f}" height="12" fill="{colour}">'
-                f"<title>{_e(f'{action}: {n:,}')}</title></rect>"
+                f"<title>{_e(f'{name}: {text}')}</title></rect>"
             )
-            parts.append(f'<text x="{left + w + 4:.1f}" y="{by + 10}">{n:,}</text>')
-    return _svg(width, height, parts, "line review actions, current and candidate")
+            parts.append(f'<text x="{left + w + 4:.1f}" y="{by + 10}">{text}</text>')
+    return _svg(width, height, parts, label)
