@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from fengkong.api import create_app
 from fengkong.cli import app as cli_app
 from fengkong.errors import FengkongError
-from fengkong.store.tables import audit_log, credit_lines
+from fengkong.store.tables import audit_log, credit_lines, line_actions
 from test_lines import approved, snapshot, today
 from test_lines_lifecycle import CJK, _backdate, _publish
 
@@ -29,6 +29,17 @@ def cut(engine: Any, line_id: str, new_limit: float, **kw: Any) -> str:
     done = engine.lines.act(line_id, "decrease", actor=ANA, new_limit=new_limit, note=kw.pop("note", "cut"), **kw)
     action_id: str = done["history"][-1]["action_id"]
     return action_id
+
+
+def line_state(engine: Any, line_id: str) -> tuple[Any, ...]:
+    """The stored line and its history, read without settling anything (``get`` settles a due notice)."""
+    with engine.db.connect() as conn:
+        line = tuple(conn.execute(sa.select(credit_lines).where(credit_lines.c.id == line_id)).one())
+        history = conn.execute(
+            sa.select(line_actions).where(line_actions.c.line_id == line_id).order_by(line_actions.c.seq)
+        ).all()
+        entries = conn.execute(sa.select(sa.func.count()).select_from(audit_log)).scalar_one()
+    return line, [tuple(h) for h in history], entries
 
 
 def refused(engine: Any, code: str, field: str, call: Any, *args: Any, **kwargs: Any) -> FengkongError:
@@ -152,6 +163,17 @@ def test_a_decrease_under_notice_is_withdrawn_and_one_in_effect_given_back(
     lid, limit = line["line_id"], line["limit"]
     a = cut(engine, lid, limit - 10_000)
     _backdate(engine, lid, pending_effective_on=today())
+    before = line_state(engine, lid)
+    # the preview plans on the decrease in effect (what reverse will do) but settles nothing
+    preview = engine.lines.reversal(a)
+    assert (preview["limit_after"], preview["given_back"], preview["cancels_notice"]) == (limit, 10_000, False)
+    assert line_state(engine, lid) == before
+    # a refused reversal leaves the decrease unsettled too: settling and reversing are one transaction
+    refused(engine, "invalid_transition", "action", engine.lines.reverse, lid, a, actor="bot", actor_kind="system",
+            reasons=["LINE_APPEAL_UPHELD"])  # fmt: skip
+    opened = line["history"][0]["action_id"]
+    refused(engine, "invalid_value", "reverses", engine.lines.reverse, lid, opened, actor=ANA, note="n")
+    assert line_state(engine, lid) == before
     done = engine.lines.reverse(lid, a, actor=ANA, note="too late to withdraw")
     assert [h["action"] for h in done["history"]][-3:] == ["decrease", "decrease_effective", "reverse"]
     assert (done["limit"], done["history"][-1]["evidence"]["given_back"]) == (limit, 10_000)

@@ -5,6 +5,7 @@ parallel path giving the same artefact as the serial one, grouped calibration, a
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -239,22 +240,18 @@ def test_boosting_uses_the_cores_the_load_leaves_free_and_the_model_does_not_dep
         monkeypatch.setattr(train_module, "others_busy_cores", lambda others=others: others)
         assert boosting_threads() == threads
     monkeypatch.undo()
-    # this process's own work (a thread keeping a core busy through the window) is not counted as another's
-    import threading
-
-    stop = threading.Event()
-
-    def spin() -> None:
-        while not stop.is_set():
-            pass
-
-    spinner = threading.Thread(target=spin)
-    spinner.start()
-    try:
-        assert train_module.others_busy_cores(0.3) < 0.8
-    finally:
-        stop.set()
-        spinner.join()
+    # other processes' busy time: the machine's less this process's own (which would otherwise count its own
+    # binning of a moment ago as another's load)
+    assert train_module.others_between((100.0, 10.0, 0.0), (101.5, 10.9, 1.0)) == pytest.approx(0.6)
+    assert train_module.others_between((100.0, 10.0, 0.0), (100.9, 10.9, 1.0)) == pytest.approx(0.0, abs=1e-9)
+    assert train_module.others_between((100.0, 10.0, 0.0), (100.5, 10.9, 1.0)) == 0.0  # never below 0
+    before = train_module.cpu_sample()
+    spin_until = time.perf_counter() + 0.3
+    while time.perf_counter() < spin_until:
+        pass
+    after = train_module.cpu_sample()
+    assert before is not None and after is not None  # Linux: /proc/stat is read
+    assert after[1] - before[1] >= 0.03 and after[0] - before[0] >= 0.03  # the spin shows in both clocks
     from threadpoolctl import threadpool_info
 
     seen: dict[int, set[int]] = {1: set(), 2: set()}

@@ -69,7 +69,10 @@ def from_validation_error(exc: ValidationError, prefix: tuple[str | int, ...] = 
         path = ".".join(str(p) for p in loc if p not in ("function-after", "function-before"))
         kind = err["type"]
         message = _PYDANTIC_MESSAGES.get(kind) or str(err["msg"]).removeprefix("Value error, ")
-        if _IDENTIFIER_FIELDS.isdisjoint(str(p) for p in loc) and kind in (
+        identifier = not _IDENTIFIER_FIELDS.isdisjoint(str(p) for p in loc)
+        if identifier and kind == "invalid_text":  # validation.checked_text: its rule, without the value it got
+            message = str((err.get("ctx") or {}).get("rule") or "is not valid")
+        if not identifier and kind in (
             "greater_than_equal",
             "less_than_equal",
             "greater_than",

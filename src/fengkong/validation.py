@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 
 def whole_number(value: Any) -> Any:
@@ -15,6 +17,26 @@ def whole_number(value: Any) -> Any:
 
 
 Whole = Annotated[int, BeforeValidator(whole_number)]
+
+
+def checked_text(pattern: str, rule: str) -> AfterValidator:
+    """A text checked against ``pattern`` (which the OpenAPI document states) and refused with a rule a person can
+    act on, instead of the regular expression. The refusal (``invalid_text``) carries ``rule`` in its context so
+    that ``errors.from_validation_error`` can state it without the value for identifier fields."""
+    compiled = re.compile(pattern)
+
+    def check(value: str | None) -> str | None:
+        # fullmatch: re's ``$`` also matches before a final newline, which the schema's pattern does not allow
+        if value is not None and compiled.fullmatch(value) is None:
+            raise PydanticCustomError("invalid_text", "{rule} (got {got})", {"rule": rule, "got": repr(value[:40])})
+        return value
+
+    return AfterValidator(check)
+
+
+def rule_text(pattern: str, rule: str) -> tuple[Any, AfterValidator]:
+    """``Annotated[str, *rule_text(pattern, rule)]``: the pattern in the schema, the rule in the refusal."""
+    return Field(json_schema_extra={"pattern": pattern}), checked_text(pattern, rule)
 
 
 class BureauFigures(BaseModel):

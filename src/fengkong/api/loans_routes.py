@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.concurrency import run_in_threadpool
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from fengkong.api.auth import get_engine, require
 from fengkong.loans.schedule import MAX_TERM
 from fengkong.security import Permission, Principal
 from fengkong.service import Engine
+from fengkong.validation import checked_text as _checked  # the one way request schemas state rules
+from fengkong.validation import rule_text as _text
 
 router = APIRouter()
 EngineDep = Annotated[Engine, Depends(get_engine)]
@@ -30,24 +30,6 @@ _DAY = r"((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[135
 _DATE = rf"^({_YEAR}-{_DAY}|{_LEAP}-02-29)$"
 TIMEZONES = sorted(available_timezones())
 _ZONE_ENUM: list[JsonValue] = list(TIMEZONES)
-
-
-def _checked(pattern: str, rule: str) -> AfterValidator:
-    """A text checked against ``pattern`` (which the OpenAPI document states) and refused with a rule a person can
-    act on, instead of the regular expression."""
-    compiled = re.compile(pattern)
-
-    def check(value: str | None) -> str | None:
-        if value is not None and compiled.match(value) is None:
-            raise PydanticCustomError("invalid_text", "{rule} (got {got})", {"rule": rule, "got": repr(value[:40])})
-        return value
-
-    return AfterValidator(check)
-
-
-def _text(pattern: str, rule: str) -> tuple[Any, AfterValidator]:
-    return Field(json_schema_extra={"pattern": pattern}), _checked(pattern, rule)
-
 
 _DATE_RULE = "must be a real date YYYY-MM-DD from 1970 to 2199"
 _REF_RULE = "must be 1 to 64 letters, digits or . _ : - (starting with a letter or digit)"

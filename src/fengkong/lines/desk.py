@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -251,14 +252,17 @@ class LineDesk:
         if (reverses is None) == (kind is LineAction.REVERSE):
             what = "needs the id of the decrease to undo in" if reverses is None else "takes no"
             raise FengkongError("invalid_value", f"{kind.value} {what} reverses", "reverses", 422)
-        if kind is LineAction.REVERSE:
-            self.settle_pending(line_id=line_id)  # a decrease whose day has come is in effect: give it back, not cancel
         policy = self.engine.policy()
         g = policy.spec.lines.guardrails
         now = _now()
         today = now.date()
         with self.engine.db.begin() as conn:
             line = self._line_for_update(conn, line_id)
+            if kind is LineAction.REVERSE and _notice_ended(line, today):
+                # a decrease whose day has come is in effect: settle it here, then give back what it took (not
+                # cancel it); in this transaction, so a refused reversal leaves it as it was
+                self._settle(conn, line, now)
+                line = self._line_for_update(conn, line_id)
             status = LineStatus(line.status)
             to_status = next_status(status, kind, actor_kind)
             limit_after = float(line.limit_amount)
@@ -361,19 +365,19 @@ class LineDesk:
         )
 
     def reversal(self, action_id: str) -> dict[str, Any]:
-        """What reversing decrease ``action_id`` would do now, refused as ``reverse`` would be; writes no action
-        (a case checks it before a person's resolution promises the line back)."""
+        """What reversing decrease ``action_id`` would do now, refused as ``reverse`` would be; writes nothing, not
+        even a decrease whose notice has ended (planned as if settled, as ``reverse`` settles it first): a case
+        checks it before a person's resolution promises the line back."""
         with self.engine.db.connect() as conn:
             line_id = conn.execute(
                 sa.select(line_actions.c.line_id).where(line_actions.c.id == action_id)
             ).scalar_one_or_none()
-        if line_id is None:
-            raise not_found("line_action", action_id, "reverses")
-        self.settle_pending(line_id=line_id)
-        with self.engine.db.connect() as conn:
+            if line_id is None:
+                raise not_found("line_action", action_id, "reverses")
             line = conn.execute(sa.select(credit_lines).where(credit_lines.c.id == line_id)).one()
             next_status(LineStatus(line.status), LineAction.REVERSE, "case")
-            return self._plan_reversal(conn, line, action_id).as_dict()
+            line, settled = _as_settled(line, _now().date())
+            return self._plan_reversal(conn, line, action_id, settled).as_dict()
 
     def freeze_for_alert(self, conn: sa.Connection, alert: Mapping[str, Any], actor: str) -> list[str]:
         """A trigger with action ``freeze_line``: freeze the customer's active lines, in the alert's transaction."""
@@ -474,34 +478,39 @@ class LineDesk:
         with self.engine.db.begin() as conn:
             due = conn.execute(query).all()
             for line in due:
-                if line.status == LineStatus.CLOSED.value:
-                    conn.execute(
-                        sa.update(credit_lines)
-                        .where(credit_lines.c.id == line.id)
-                        .values(pending_limit=None, pending_effective_on=None)
-                    )
-                    continue
-                last = conn.execute(
-                    sa.select(line_actions.c.reasons, line_actions.c.policy_version)
-                    .where((line_actions.c.line_id == line.id) & (line_actions.c.action == "decrease"))
-                    .order_by(line_actions.c.seq.desc())
-                    .limit(1)
-                ).one()
-                self._write(
-                    conn,
-                    line,
-                    LineAction.DECREASE_EFFECTIVE,
-                    to_status=LineStatus(line.status),
-                    limit_after=max(float(line.pending_limit), float(line.outstanding)),
-                    actor_kind="system",
-                    actor="notice_period",
-                    reasons=list(last.reasons),
-                    evidence={},
-                    now=now,
-                    policy_version=last.policy_version,
-                )
-                settled += 1
+                settled += self._settle(conn, line, now)
         return settled
+
+    def _settle(self, conn: sa.Connection, line: Any, now: dt.datetime) -> bool:
+        """Make ``line``'s decrease under notice take effect, in the caller's transaction (a closed line only drops
+        it); whether an action was recorded. ``_as_settled`` plans the same without writing."""
+        if line.status == LineStatus.CLOSED.value:
+            conn.execute(
+                sa.update(credit_lines)
+                .where(credit_lines.c.id == line.id)
+                .values(pending_limit=None, pending_effective_on=None)
+            )
+            return False
+        last = conn.execute(
+            sa.select(line_actions.c.reasons, line_actions.c.policy_version)
+            .where((line_actions.c.line_id == line.id) & (line_actions.c.action == "decrease"))
+            .order_by(line_actions.c.seq.desc())
+            .limit(1)
+        ).one()
+        self._write(
+            conn,
+            line,
+            LineAction.DECREASE_EFFECTIVE,
+            to_status=LineStatus(line.status),
+            limit_after=_settled_limit(line),
+            actor_kind="system",
+            actor="notice_period",
+            reasons=list(last.reasons),
+            evidence={},
+            now=now,
+            policy_version=last.policy_version,
+        )
+        return True
 
     def review_table(self, as_of: dt.date, policy: CompiledPolicy | None = None) -> pl.DataFrame:
         """Every line as one row: the line columns and behaviour features a line review reads, as of ``as_of``.
@@ -866,7 +875,7 @@ class LineDesk:
         return count
 
     @staticmethod
-    def _plan_reversal(conn: sa.Connection, line: Any, action_id: str) -> Reversal:
+    def _plan_reversal(conn: sa.Connection, line: Any, action_id: str, unwritten: Sequence[Any] = ()) -> Reversal:
         """What undoing decrease ``action_id`` does to ``line`` (settled up to today), or why it cannot be undone.
 
         Why a reversal is exempt from the increase guardrails (maximum limit, largest single increase, cooling-off)
@@ -874,10 +883,14 @@ class LineDesk:
         decrease took (a later decrease stays taken), never more than the line had before it (counting earlier
         decreases undone since), never less than is owed; it starts no cooling-off period, and the decrease still
         counts in the decrease window (undoing a cut never makes room for another). Only a person may reverse.
+        ``unwritten``: actions planned but not stored (a preview's settling, ``_as_settled``), after the history.
         """
-        history = conn.execute(
-            sa.select(line_actions).where(line_actions.c.line_id == line.id).order_by(line_actions.c.seq)
-        ).all()
+        history = [
+            *conn.execute(
+                sa.select(line_actions).where(line_actions.c.line_id == line.id).order_by(line_actions.c.seq)
+            ).all(),
+            *unwritten,
+        ]
         target = next((h for h in history if h.id == action_id), None)
         if target is None:
             other = conn.execute(
@@ -1085,6 +1098,40 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and value != value:
         return None
     return value
+
+
+def _notice_ended(line: Any, today: dt.date) -> bool:
+    """A decrease under notice whose day has come (``settle_pending`` makes it take effect)."""
+    due = line.pending_effective_on
+    return bool(line.pending_limit is not None and due is not None and due <= today)
+
+
+def _settled_limit(line: Any) -> float:
+    """The limit a decrease under notice leaves when it takes effect: never below what is owed."""
+    return max(float(line.pending_limit), float(line.outstanding))
+
+
+def _as_settled(line: Any, today: dt.date) -> tuple[Any, list[Any]]:
+    """``line`` as ``_settle`` would leave it were its notice ended, and the action it would record; nothing
+    written (a preview must not change the line it previews)."""
+    if not _notice_ended(line, today):
+        return line, []
+    view = SimpleNamespace(**line._asdict())
+    view.pending_limit = view.pending_effective_on = None
+    if line.status == LineStatus.CLOSED.value:
+        return view, []
+    view.limit_amount, view.seq = _settled_limit(line), int(line.seq) + 1
+    effect = SimpleNamespace(
+        id=None,
+        line_id=line.id,
+        seq=view.seq,
+        action=LineAction.DECREASE_EFFECTIVE.value,
+        limit_before=float(line.limit_amount),
+        limit_after=view.limit_amount,
+        evidence={},
+        created_at=None,
+    )
+    return view, [effect]
 
 
 def _available(line: Any, today: dt.date | None = None) -> float:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
@@ -31,12 +31,28 @@ from fengkong.policy.compiler import compile_row, normalize_row
 from fengkong.reasons import reason
 from fengkong.store import audit
 from fengkong.store.tables import credit_lines, decisions, events
+from fengkong.validation import rule_text
 
 if TYPE_CHECKING:
     from fengkong.policy.compiler import CompiledPolicy
     from fengkong.service import Engine
 
 _REF = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
+# identifiers: a refusal states the rule in words and never echoes the value (errors.from_validation_error)
+AccountText = Annotated[
+    str,
+    *rule_text(
+        r"^[0-9A-Za-z][0-9A-Za-z \-]{3,63}$",
+        "must be 4 to 64 letters (A-Z, a-z), digits, spaces or '-', starting with a letter or digit",
+    ),
+]
+DeviceText = Annotated[
+    str,
+    *rule_text(
+        r"^[\x21-\x7e][\x20-\x7e]{0,127}$",
+        "must be 1 to 128 printable ASCII characters (letters, digits, punctuation, spaces), not starting with a space",
+    ),
+]
 
 
 class DrawdownIn(BaseModel):
@@ -45,10 +61,8 @@ class DrawdownIn(BaseModel):
     amount: float = Field(ge=1, le=100_000_000, description="at least 1.00, at most two decimals")
     term: int = Field(ge=1, le=360, description="months; must be one the policy offers")
     method: Literal["equal_instalment", "equal_principal", "interest_only"] = "equal_instalment"
-    destination_account: str = Field(
-        pattern=r"^[0-9A-Za-z][0-9A-Za-z \-]{3,63}$", description="where the money goes: an account number"
-    )
-    device_id: str | None = Field(None, pattern=r"^[\x21-\x7e][\x20-\x7e]{0,127}$", description="printable ASCII")
+    destination_account: AccountText = Field(description="where the money goes: an account number")
+    device_id: DeviceText | None = Field(None, description="printable ASCII")
     call_in_progress: StrictBool = Field(False, description="the app sees a phone call in progress")
     language: Literal["zh", "en"] = "zh"
 

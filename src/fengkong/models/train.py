@@ -510,31 +510,34 @@ def others_busy_cores(window: float = 0.1) -> float:
     """How many cores other processes kept busy over the last ``window`` seconds: the machine's busy time
     (``/proc/stat``) less this process's own (the 1-minute load average would count this process's own
     binning a moment ago). Where there is no ``/proc``, the load average."""
-
-    def busy() -> float | None:
-        try:
-            with open("/proc/stat", encoding="ascii") as f:
-                ticks = [float(v) for v in f.readline().split()[1:9]]
-        except (OSError, ValueError):
-            return None
-        return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
-
-    def own() -> float:
-        t = os.times()
-        return t.user + t.system
-
-    start, mine, clock = busy(), own(), time.perf_counter()
-    if start is None:
+    first = cpu_sample()
+    if first is None:
         try:
             return os.getloadavg()[0]
         except OSError:  # not every platform reports one
             return 0.0
     time.sleep(window)
-    end = busy()
-    elapsed = time.perf_counter() - clock
-    if end is None or elapsed <= 0:
-        return 0.0
-    return max(0.0, ((end - start) - (own() - mine)) / elapsed)
+    second = cpu_sample()
+    return 0.0 if second is None else others_between(first, second)
+
+
+def cpu_sample() -> tuple[float, float, float] | None:
+    """(seconds the machine's cores have been busy, seconds this process has run, a clock), or None without
+    ``/proc/stat``."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            ticks = [float(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    own = os.times()
+    busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+    return busy, own.user + own.system, time.perf_counter()
+
+
+def others_between(first: tuple[float, float, float], second: tuple[float, float, float]) -> float:
+    """Cores kept busy by other processes between two :func:`cpu_sample` readings."""
+    machine, own, elapsed = (b - a for a, b in zip(first, second, strict=True))
+    return max(0.0, (machine - own) / elapsed) if elapsed > 0 else 0.0
 
 
 def _information_values(
