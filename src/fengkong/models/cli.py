@@ -111,7 +111,14 @@ def model_train(
     prebinning: Annotated[
         str, typer.Option(help="pre-bins of numbers: auto (CART on every row, quantiles of a sample), cart, quantile")
     ] = "auto",
-    jobs: Annotated[int | None, typer.Option("--jobs", help="threads for binning (default: one per core)")] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            help="threads for binning and boosting (default: binning one per core; boosting the cores other "
+            "processes leave free)",
+        ),
+    ] = None,
     report: Annotated[
         Path | None, typer.Option("--report", help="report folder; default model-reports/NAME@VERSION")
     ] = None,
